@@ -1,0 +1,273 @@
+//! The `WorkspaceSandbox` trait and the types that describe a sandbox.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::command::{CommandResult, ExecuteCommandOptions};
+use crate::error::Result;
+use crate::filesystem::SandboxFilesystem;
+use crate::process::ProcessManager;
+
+/// Where a sandbox is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SandboxStatus {
+    /// Constructed, never started.
+    Pending,
+    /// Being created or started.
+    Starting,
+    /// Ready for commands.
+    Running,
+    /// Being stopped.
+    Stopping,
+    /// Stopped; can be started again with its files intact.
+    Stopped,
+    /// Being destroyed.
+    Destroying,
+    /// Gone for good; every operation now fails with [`crate::SandboxError::NotReady`].
+    Destroyed,
+    /// The last lifecycle operation failed; `start()` may be tried again.
+    Error,
+}
+
+impl fmt::Display for SandboxStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            SandboxStatus::Pending => "pending",
+            SandboxStatus::Starting => "starting",
+            SandboxStatus::Running => "running",
+            SandboxStatus::Stopping => "stopping",
+            SandboxStatus::Stopped => "stopped",
+            SandboxStatus::Destroying => "destroying",
+            SandboxStatus::Destroyed => "destroyed",
+            SandboxStatus::Error => "error",
+        };
+        f.write_str(s)
+    }
+}
+
+/// What `start()` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartOutcome {
+    /// A new sandbox was created.
+    Created,
+    /// An existing sandbox was found (or was already running) and is now in use.
+    Connected,
+}
+
+/// Compute resources of a sandbox.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Resources {
+    /// CPU cores (may be fractional).
+    pub cpu_cores: Option<f64>,
+    /// Memory in MB (MiB).
+    pub memory_mb: Option<u64>,
+    /// Disk in MB (MiB).
+    pub disk_mb: Option<u64>,
+}
+
+/// A snapshot of what a sandbox is.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct SandboxInfo {
+    /// Stable id.
+    pub id: String,
+    /// Human name.
+    pub name: String,
+    /// Provider name, e.g. `local`, `daytona`.
+    pub provider: String,
+    /// Current status.
+    pub status: SandboxStatus,
+    /// When the sandbox (or the handle, for providers without a server record) was created.
+    pub created_at: DateTime<Utc>,
+    /// When a command last ran.
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// When the provider will stop it if it stays idle.
+    pub timeout_at: Option<DateTime<Utc>>,
+    /// Compute resources, where known.
+    pub resources: Option<Resources>,
+    /// Provider-specific facts (language, image, target, root directory, …).
+    pub metadata: BTreeMap<String, serde_json::Value>,
+}
+
+impl SandboxInfo {
+    /// An info with the required fields set and the rest empty.
+    pub fn new(
+        id: impl Into<String>,
+        name: impl Into<String>,
+        provider: impl Into<String>,
+        status: SandboxStatus,
+        created_at: DateTime<Utc>,
+    ) -> Self {
+        SandboxInfo {
+            id: id.into(),
+            name: name.into(),
+            provider: provider.into(),
+            status,
+            created_at,
+            last_used_at: None,
+            timeout_at: None,
+            resources: None,
+            metadata: BTreeMap::new(),
+        }
+    }
+}
+
+/// What a provider supports, for callers that want to decide up front (for example which tools to
+/// offer a model). Derived from [`WorkspaceSandbox::filesystem`] and
+/// [`WorkspaceSandbox::processes`] unless a provider says more.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// `filesystem()` is available.
+    pub filesystem: bool,
+    /// `processes()` is available.
+    pub processes: bool,
+    /// Commands are isolated from the host machine.
+    pub isolated: bool,
+}
+
+/// A place where an agent runs code: one sandbox, whichever provider backs it.
+///
+/// The trait is object safe: hold it as `Arc<dyn WorkspaceSandbox>`. Commands start the sandbox
+/// lazily; lifecycle calls coalesce; `destroy` is idempotent and final.
+///
+/// ```
+/// use std::sync::Arc;
+/// use workspace_core::{WorkspaceSandbox, ExecuteCommandOptions};
+///
+/// async fn greet(sandbox: Arc<dyn WorkspaceSandbox>) -> workspace_core::Result<String> {
+///     let result = sandbox
+///         .execute_command("echo", &["hello world".into()], ExecuteCommandOptions::new())
+///         .await?;
+///     assert!(result.success);
+///     Ok(result.stdout)
+/// }
+/// ```
+#[async_trait]
+pub trait WorkspaceSandbox: Send + Sync {
+    /// Stable id of this sandbox.
+    fn id(&self) -> &str;
+    /// Human name.
+    fn name(&self) -> &str;
+    /// Provider name (`local`, `daytona`, …).
+    fn provider(&self) -> &str;
+    /// Current status, without I/O.
+    fn status(&self) -> SandboxStatus;
+
+    /// Start the sandbox, creating it or connecting to an existing one. Concurrent calls share one
+    /// start; a running sandbox returns [`StartOutcome::Connected`] at once.
+    async fn start(&self) -> Result<StartOutcome>;
+    /// Stop the sandbox; its files persist and `start` resumes it.
+    async fn stop(&self) -> Result<()>;
+    /// Destroy the sandbox and everything in it. Idempotent; every later operation fails.
+    async fn destroy(&self) -> Result<()>;
+
+    /// Run `command` under a POSIX shell with each of `args` appended shell-quoted, starting the
+    /// sandbox first if needed. A non-zero exit, a timeout (exit 124) and a cancel (exit 137) are
+    /// results, not errors.
+    async fn execute_command(
+        &self,
+        command: &str,
+        args: &[String],
+        options: ExecuteCommandOptions,
+    ) -> Result<CommandResult>;
+
+    /// Status, timestamps, resources and metadata.
+    async fn get_info(&self) -> Result<SandboxInfo>;
+
+    /// A short, deterministic description for an LLM system prompt: provider, working directory,
+    /// command timeout, user and isolation level.
+    fn get_instructions(&self) -> String;
+
+    /// The file API, if the provider has one.
+    fn filesystem(&self) -> Option<&dyn SandboxFilesystem> {
+        None
+    }
+
+    /// Background processes, if the provider supports them.
+    fn processes(&self) -> Option<&dyn ProcessManager> {
+        None
+    }
+
+    /// What the provider supports.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            filesystem: self.filesystem().is_some(),
+            processes: self.processes().is_some(),
+            isolated: false,
+        }
+    }
+}
+
+macro_rules! forward_sandbox {
+    ($ty:ty) => {
+        #[async_trait]
+        impl<T: WorkspaceSandbox + ?Sized> WorkspaceSandbox for $ty {
+            fn id(&self) -> &str {
+                (**self).id()
+            }
+            fn name(&self) -> &str {
+                (**self).name()
+            }
+            fn provider(&self) -> &str {
+                (**self).provider()
+            }
+            fn status(&self) -> SandboxStatus {
+                (**self).status()
+            }
+            async fn start(&self) -> Result<StartOutcome> {
+                (**self).start().await
+            }
+            async fn stop(&self) -> Result<()> {
+                (**self).stop().await
+            }
+            async fn destroy(&self) -> Result<()> {
+                (**self).destroy().await
+            }
+            async fn execute_command(
+                &self,
+                command: &str,
+                args: &[String],
+                options: ExecuteCommandOptions,
+            ) -> Result<CommandResult> {
+                (**self).execute_command(command, args, options).await
+            }
+            async fn get_info(&self) -> Result<SandboxInfo> {
+                (**self).get_info().await
+            }
+            fn get_instructions(&self) -> String {
+                (**self).get_instructions()
+            }
+            fn filesystem(&self) -> Option<&dyn SandboxFilesystem> {
+                (**self).filesystem()
+            }
+            fn processes(&self) -> Option<&dyn ProcessManager> {
+                (**self).processes()
+            }
+            fn capabilities(&self) -> Capabilities {
+                (**self).capabilities()
+            }
+        }
+    };
+}
+
+forward_sandbox!(Arc<T>);
+forward_sandbox!(Box<T>);
+
+/// Conveniences on top of [`WorkspaceSandbox`], available on every sandbox.
+#[async_trait]
+pub trait WorkspaceSandboxExt: WorkspaceSandbox {
+    /// Run a shell command line with default options.
+    async fn run(&self, command_line: &str) -> Result<CommandResult> {
+        self.execute_command(command_line, &[], ExecuteCommandOptions::default())
+            .await
+    }
+}
+
+impl<T: WorkspaceSandbox + ?Sized> WorkspaceSandboxExt for T {}

@@ -1,0 +1,2 @@
+//! workspace-local
+pub struct LocalSandbox;
