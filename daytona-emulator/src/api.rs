@@ -1,0 +1,1 @@
+//! Control-plane routes. (Skeleton: the control-plane helper fills it in.)
