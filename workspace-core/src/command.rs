@@ -89,8 +89,8 @@ impl fmt::Debug for Stdin {
 pub struct ExecuteCommandOptions {
     /// How long the command may run. Default: the provider's default (300 s).
     pub timeout: CommandTimeout,
-    /// Working directory: absolute, or relative to the sandbox's working directory. Default: the
-    /// sandbox's working directory. A directory that does not exist is an error, not a silent fallback.
+    /// Working directory, an absolute path. Default: the sandbox's working directory. A relative
+    /// path is `InvalidArgument`; a directory that does not exist is an error, not a silent fallback.
     pub cwd: Option<String>,
     /// Variables added to the sandbox's environment for this command only.
     pub env: BTreeMap<String, String>,
@@ -224,6 +224,12 @@ impl ExecuteCommandOptions {
             }
             if cwd.contains('\0') {
                 return Err(SandboxError::invalid("cwd", "contains a NUL byte"));
+            }
+            if !cwd.starts_with('/') {
+                return Err(SandboxError::invalid(
+                    "cwd",
+                    format!("must be an absolute path, got {cwd:?}"),
+                ));
             }
         }
         for (k, v) in &self.env {
@@ -447,6 +453,8 @@ mod tests {
             .validate()
             .unwrap_err();
         assert!(e.to_string().contains("timeout"));
+        let e = ExecuteCommandOptions::new().cwd("rel/dir").validate().unwrap_err();
+        assert!(e.to_string().contains("`cwd`"));
         assert!(
             ExecuteCommandOptions::new()
                 .env("_OK_1", "v")

@@ -40,7 +40,7 @@ impl From<String> for ProcessId {
 #[derive(Clone, Default)]
 #[non_exhaustive]
 pub struct SpawnOptions {
-    /// Working directory (as for commands).
+    /// Working directory, an absolute path (as for commands).
     pub cwd: Option<String>,
     /// Added environment variables.
     pub env: BTreeMap<String, String>,
