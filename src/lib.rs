@@ -1,10 +1,9 @@
-//! # workspace-sandbox
+#![doc = include_str!("../README.md")]
 //!
-//! A place for AI agents to run code: one async trait, [`WorkspaceSandbox`], with providers for
-//! the local machine (feature `local`, on by default) and Daytona cloud sandboxes.
+//! ## This crate
 //!
-//! This facade re-exports [`workspace_core`] (the contract) and the provider crates enabled by
-//! features, so one dependency is enough.
+//! A facade: it re-exports [`workspace_core`] (the contract) and the provider crates enabled by
+//! features (`local`, on by default), so one dependency is enough.
 
 pub use workspace_core::*;
 
