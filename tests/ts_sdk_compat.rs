@@ -1,0 +1,93 @@
+//! The official Daytona TypeScript SDK (`@daytonaio/sdk`, pinned in `tests/ts-sdk`) driven
+//! against `daytona-emulator`: proves the emulator speaks the wire the real clients speak.
+//!
+//! Needs `node` and `npm`; installs the pinned packages with `npm ci` when they are missing.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+const API_KEY: &str = "compat-test-key";
+
+fn sdk_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ts-sdk")
+}
+
+async fn ensure_node_modules(dir: &Path) {
+    if dir.join("node_modules/@daytonaio/sdk/package.json").is_file() {
+        return;
+    }
+    let status = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(dir)
+        .status()
+        .await
+        .expect("npm must be installed to run the TypeScript SDK compatibility test");
+    assert!(status.success(), "npm ci failed in {}", dir.display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_typescript_sdk_passes_against_the_emulator() {
+    let dir = sdk_dir();
+    ensure_node_modules(&dir).await;
+
+    let emulator = daytona_emulator::Emulator::builder()
+        .api_key(API_KEY)
+        .start()
+        .await
+        .expect("emulator starts");
+
+    let mut child = Command::new("node")
+        .arg("compat.mjs")
+        .current_dir(&dir)
+        // Only what the script needs: no host DAYTONA_* settings may leak into the SDK.
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", std::env::var_os("HOME").unwrap_or_default())
+        .env("DAYTONA_API_URL", emulator.api_url())
+        .env("DAYTONA_API_KEY", API_KEY)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node must be installed to run the TypeScript SDK compatibility test");
+
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let mut transcript = Vec::new();
+    let mut tally_at = None;
+    let run = async {
+        while let Some(line) = lines.next_line().await.expect("read node output") {
+            println!("{line}");
+            if line.starts_with("compat: ") {
+                tally_at = Some(Instant::now());
+            }
+            transcript.push(line);
+        }
+        child.wait().await.expect("node exits")
+    };
+    let status = tokio::time::timeout(Duration::from_secs(180), run)
+        .await
+        .expect("the SDK script finished within 180 s");
+
+    let exited_after = tally_at.map(|t| t.elapsed());
+    emulator.shutdown().await;
+
+    let failures: Vec<_> = transcript.iter().filter(|l| l.starts_with("FAIL")).collect();
+    assert!(failures.is_empty(), "SDK checks failed:\n{failures:#?}");
+    assert!(status.success(), "node exited with {status}");
+    let tally = transcript
+        .iter()
+        .find(|l| l.starts_with("compat: "))
+        .expect("the script printed its tally");
+    assert!(tally.ends_with(" 0 failed"), "{tally}");
+    let exited_after = exited_after.expect("tally seen");
+    assert!(
+        exited_after < Duration::from_secs(5),
+        "node took {exited_after:?} to exit after finishing: something (socket.io?) kept it alive"
+    );
+}
