@@ -429,31 +429,35 @@ mod tests {
 
     #[test]
     fn bad_input_is_named() {
-        let e = build_command_line("", &[]).unwrap_err();
+        let e = build_command_line("", &[]).expect_err("must be rejected");
         assert!(e.to_string().contains("`command`"));
-        let e = build_command_line("echo", &["ok".into(), "a\0b".into()]).unwrap_err();
+        let e = build_command_line("echo", &["ok".into(), "a\0b".into()])
+            .expect_err("must be rejected");
         assert!(e.to_string().contains("args[1]"));
         let e = ExecuteCommandOptions::new()
             .env("1BAD", "x")
             .validate()
-            .unwrap_err();
+            .expect_err("must be rejected");
         assert!(e.to_string().contains("env.1BAD"));
         let e = ExecuteCommandOptions::new()
             .env("OK", "a\0")
             .validate()
-            .unwrap_err();
+            .expect_err("must be rejected");
         assert!(e.to_string().contains("env.OK"));
         let e = ExecuteCommandOptions::new()
             .timeout(Duration::ZERO)
             .validate()
-            .unwrap_err();
+            .expect_err("must be rejected");
         assert!(e.to_string().contains("timeout"));
         let e = ExecuteCommandOptions::new()
             .timeout(Duration::from_secs(u32::MAX as u64))
             .validate()
-            .unwrap_err();
+            .expect_err("must be rejected");
         assert!(e.to_string().contains("timeout"));
-        let e = ExecuteCommandOptions::new().cwd("rel/dir").validate().unwrap_err();
+        let e = ExecuteCommandOptions::new()
+            .cwd("rel/dir")
+            .validate()
+            .expect_err("must be rejected");
         assert!(e.to_string().contains("`cwd`"));
         assert!(
             ExecuteCommandOptions::new()

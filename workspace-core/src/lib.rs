@@ -33,9 +33,9 @@ pub mod mock;
 pub mod testkit;
 
 pub use command::{
-    CommandResult, CommandTimeout, ExecuteCommandOptions, OutputCallback, Stdin,
-    build_command_line, shell_quote, validate_env_name, EXIT_KILLED, EXIT_NOT_FOUND,
-    EXIT_TIMEOUT,
+    CommandResult, CommandTimeout, EXIT_KILLED, EXIT_NOT_FOUND, EXIT_TIMEOUT,
+    ExecuteCommandOptions, OutputCallback, Stdin, build_command_line, shell_quote,
+    validate_env_name,
 };
 pub use error::{Result, SandboxError, TimeoutPhase};
 pub use filesystem::{DirEntry, FileKind, FileStat, SandboxFilesystem};

@@ -8,7 +8,6 @@
 
 use std::future::Future;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Result, SandboxError};
 use crate::sandbox::{SandboxStatus, StartOutcome};
@@ -19,8 +18,6 @@ pub struct Lifecycle {
     id: String,
     status: Mutex<SandboxStatus>,
     ops: tokio::sync::Mutex<()>,
-    starts: AtomicU64,
-    last_outcome: Mutex<StartOutcome>,
 }
 
 /// Resets the status to `Error` if the operation's future is dropped before it finishes.
@@ -44,8 +41,6 @@ impl Lifecycle {
             id: id.into(),
             status: Mutex::new(SandboxStatus::Pending),
             ops: tokio::sync::Mutex::new(()),
-            starts: AtomicU64::new(0),
-            last_outcome: Mutex::new(StartOutcome::Connected),
         }
     }
 
@@ -85,6 +80,10 @@ impl Lifecycle {
     }
 
     /// Run `work` to start the sandbox unless it is running; concurrent callers share one run.
+    ///
+    /// Only the caller whose call ran `work` hears its outcome (`Created` or `Connected`); callers
+    /// that joined it, or found the sandbox running, hear `Connected`, so one-time setup keyed on
+    /// `Created` runs once.
     pub async fn start<F, Fut>(&self, work: F) -> Result<StartOutcome>
     where
         F: FnOnce() -> Fut,
@@ -94,14 +93,10 @@ impl Lifecycle {
         if self.status() == SandboxStatus::Running {
             return Ok(StartOutcome::Connected);
         }
-        let seen = self.starts.load(Ordering::Acquire);
         let _op = self.ops.lock().await;
         self.check_usable()?;
         if self.status() == SandboxStatus::Running {
-            // Joined a start that finished while we waited: report what it did.
-            if self.starts.load(Ordering::Acquire) != seen {
-                return Ok(*self.last_outcome.lock().unwrap_or_else(|p| p.into_inner()));
-            }
+            // Joined a start that finished while we waited.
             return Ok(StartOutcome::Connected);
         }
         self.set_status(SandboxStatus::Starting);
@@ -113,9 +108,7 @@ impl Lifecycle {
         guard.armed = false;
         match res {
             Ok(outcome) => {
-                *self.last_outcome.lock().unwrap_or_else(|p| p.into_inner()) = outcome;
                 self.set_status(SandboxStatus::Running);
-                self.starts.fetch_add(1, Ordering::AcqRel);
                 Ok(outcome)
             }
             Err(e) => {
@@ -201,7 +194,7 @@ impl Lifecycle {
 mod tests {
     use super::*;
     use std::sync::Arc;
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
     #[tokio::test]
@@ -221,9 +214,16 @@ mod tests {
                 .await
             }));
         }
+        let mut created = 0;
         for t in tasks {
-            assert_eq!(t.await.expect("join").expect("start"), StartOutcome::Created);
+            if t.await.expect("join").expect("start") == StartOutcome::Created {
+                created += 1;
+            }
         }
+        assert_eq!(
+            created, 1,
+            "only the caller that ran the start hears Created"
+        );
         assert_eq!(runs.load(Ordering::SeqCst), 1);
         assert_eq!(cell.status(), SandboxStatus::Running);
     }
@@ -241,7 +241,7 @@ mod tests {
         let err = cell
             .start(|| async { Ok(StartOutcome::Created) })
             .await
-            .unwrap_err();
+            .expect_err("must be rejected");
         assert!(matches!(
             err,
             SandboxError::NotReady {

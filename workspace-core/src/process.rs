@@ -14,7 +14,9 @@ pub const DEFAULT_PROCESS_OUTPUT_RETENTION: usize = 8 * 1024 * 1024;
 
 /// Stable identifier of a background process, valid for the life of the sandbox (also from a
 /// new handle to the same sandbox, where the provider supports re-attaching).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(transparent)]
 pub struct ProcessId(pub String);
 
