@@ -1,7 +1,20 @@
 //! Error bodies as Daytona sends them: the API's NestJS shape and the daemon's shape.
+//!
+//! A handler returns [`ApiError`]; its response carries the error as an extension, and the
+//! [`shape_errors`] middleware (installed by the server around every route) renders the final
+//! body with the request's path, method and a timestamp. The same middleware turns bare error
+//! responses that did not come from an `ApiError` (axum extractor rejections, 405s, body-limit
+//! 413s) into the right shape, so a client never sees a plain-text error from the emulator.
 
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use chrono::{SecondsFormat, Utc};
+
+/// Largest bare error body read back to become a message.
+const BARE_BODY_LIMIT: usize = 64 * 1024;
 
 /// Which server an error comes from; decides the body shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,8 +41,14 @@ pub struct ApiError {
 impl ApiError {
     /// A control-plane error.
     pub fn api(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError { status, message: message.into(), code: None, source: ErrorSource::Api }
+        ApiError {
+            status,
+            message: message.into(),
+            code: None,
+            source: ErrorSource::Api,
+        }
     }
+
     /// A daemon (toolbox) error with its code.
     pub fn daemon(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
         ApiError {
@@ -39,16 +58,245 @@ impl ApiError {
             source: ErrorSource::Daemon,
         }
     }
+
+    /// API 400 (`BadRequestError` / `SandboxError` upstream).
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::api(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// API 404.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::api(StatusCode::NOT_FOUND, message)
+    }
+
+    /// API 409.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::api(StatusCode::CONFLICT, message)
+    }
+
+    /// API 401 with NestJS's exact message.
+    pub fn unauthorized() -> Self {
+        Self::api(StatusCode::UNAUTHORIZED, "Unauthorized")
+    }
+
+    /// API 500 with NestJS's message for unexpected failures.
+    pub fn internal() -> Self {
+        Self::api(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "An unexpected error occurred.",
+        )
+    }
+
+    /// The body for a request to `path` (as the client sent it, query included) with `method`.
+    pub fn body(&self, method: &str, path: &str) -> serde_json::Value {
+        match self.source {
+            ErrorSource::Api => serde_json::json!({
+                "statusCode": self.status.as_u16(),
+                "error": status_text(self.status),
+                "message": self.message,
+                "path": path,
+                "timestamp": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+            }),
+            ErrorSource::Daemon => {
+                let code = self
+                    .code
+                    .clone()
+                    .unwrap_or_else(|| default_daemon_code(self.status));
+                serde_json::json!({
+                    "statusCode": self.status.as_u16(),
+                    "message": self.message,
+                    "code": code,
+                    "timestamp": Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
+                    "path": daemon_path(path),
+                    "method": method,
+                    "source": "DAYTONA_DAEMON",
+                })
+            }
+        }
+    }
+
+    fn response_with(&self, method: &str, path: &str) -> Response {
+        let mut response = (self.status, axum::Json(self.body(method, path))).into_response();
+        response.extensions_mut().insert(Rendered);
+        response
+    }
 }
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status.as_u16(), self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// Marks a response whose error body is final.
+#[derive(Clone, Copy)]
+struct Rendered;
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        // Placeholder shape; the api helper completes it (path, method, timestamp).
-        let body = serde_json::json!({
-            "statusCode": self.status.as_u16(),
-            "message": self.message,
-            "code": self.code,
-        });
-        (self.status, axum::Json(body)).into_response()
+        // Without the middleware (a router used on its own) this body is still complete, only
+        // with an empty path; the middleware re-renders it with the request's path and method.
+        let mut response = (self.status, axum::Json(self.body("", ""))).into_response();
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
+/// Node's `STATUS_CODES` text, which NestJS puts in `error`.
+pub fn status_text(status: StatusCode) -> &'static str {
+    status.canonical_reason().unwrap_or("Unknown Error")
+}
+
+/// The daemon's generic code for a status (`NOT_FOUND`, `BAD_REQUEST`, ...).
+fn default_daemon_code(status: StatusCode) -> String {
+    match status {
+        StatusCode::BAD_REQUEST => "BAD_REQUEST".into(),
+        StatusCode::UNAUTHORIZED => "UNAUTHORIZED".into(),
+        StatusCode::FORBIDDEN => "FORBIDDEN".into(),
+        StatusCode::NOT_FOUND => "NOT_FOUND".into(),
+        StatusCode::CONFLICT => "CONFLICT".into(),
+        StatusCode::REQUEST_TIMEOUT => "REQUEST_TIMEOUT".into(),
+        StatusCode::GONE => "GONE".into(),
+        StatusCode::UNPROCESSABLE_ENTITY => "UNPROCESSABLE_ENTITY".into(),
+        StatusCode::INTERNAL_SERVER_ERROR => "INTERNAL_SERVER_ERROR".into(),
+        other => status_text(other)
+            .to_ascii_uppercase()
+            .replace([' ', '-'], "_"),
+    }
+}
+
+/// The path the daemon saw: the proxy strips `/toolbox/{sandboxId}` and the query.
+fn daemon_path(path: &str) -> String {
+    let path = path.split('?').next().unwrap_or(path);
+    match path.strip_prefix("/toolbox/") {
+        Some(rest) => match rest.find('/') {
+            Some(i) => rest[i..].to_string(),
+            None => "/".to_string(),
+        },
+        None => path.to_string(),
+    }
+}
+
+/// Renders error bodies with the request's path, method and time; shapes bare errors.
+pub async fn shape_errors(request: Request, next: Next) -> Response {
+    let method = request.method().as_str().to_string();
+    let path = request
+        .uri()
+        .path_and_query()
+        .map(|pq| pq.as_str().to_string())
+        .unwrap_or_else(|| request.uri().path().to_string());
+    let response = next.run(request).await;
+    if response.extensions().get::<Rendered>().is_some() {
+        return response;
+    }
+    if let Some(error) = response.extensions().get::<ApiError>().cloned() {
+        return keep_headers(response, error.response_with(&method, &path));
+    }
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) || is_json(&response) {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = match axum::body::to_bytes(body, BARE_BODY_LIMIT).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_string(),
+        Err(_) => String::new(),
+    };
+    let message = if text.is_empty() {
+        bare_message(status, &method, &path)
+    } else {
+        text
+    };
+    let error = if path.starts_with("/toolbox/") {
+        ApiError {
+            status,
+            message,
+            code: None,
+            source: ErrorSource::Daemon,
+        }
+    } else {
+        ApiError::api(status, message)
+    };
+    keep_headers(
+        Response::from_parts(parts, Body::empty()),
+        error.response_with(&method, &path),
+    )
+}
+
+/// NestJS's text for a route that does not exist, else the status text.
+fn bare_message(status: StatusCode, method: &str, path: &str) -> String {
+    match status {
+        StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => {
+            let path = path.split('?').next().unwrap_or(path);
+            format!("Cannot {method} {path}")
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => "request entity too large".to_string(),
+        other => status_text(other).to_string(),
+    }
+}
+
+fn is_json(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.contains("json"))
+}
+
+/// The new error response, keeping headers such as `Retry-After` or `Allow` from the old one.
+fn keep_headers(old: Response, mut new: Response) -> Response {
+    for (name, value) in old.headers() {
+        if name == header::CONTENT_TYPE || name == header::CONTENT_LENGTH {
+            continue;
+        }
+        new.headers_mut().insert(name.clone(), value.clone());
+    }
+    new.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    new
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_body_has_nest_shape() {
+        let body = ApiError::not_found("Sandbox with ID or name x not found")
+            .body("GET", "/api/sandbox/x");
+        assert_eq!(body["statusCode"], 404);
+        assert_eq!(body["error"], "Not Found");
+        assert_eq!(body["path"], "/api/sandbox/x");
+        assert!(body["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')));
+        assert!(body.get("source").is_none());
+    }
+
+    #[test]
+    fn daemon_body_uses_daemon_path_and_source() {
+        let body = ApiError::daemon(
+            StatusCode::NOT_FOUND,
+            "FILE_NOT_FOUND",
+            "file not found: /p",
+        )
+        .body("GET", "/toolbox/abc/files/info?path=/p");
+        assert_eq!(body["path"], "/files/info");
+        assert_eq!(body["method"], "GET");
+        assert_eq!(body["code"], "FILE_NOT_FOUND");
+        assert_eq!(body["source"], "DAYTONA_DAEMON");
+    }
+
+    #[test]
+    fn daemon_code_defaults_from_status() {
+        let e = ApiError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: "x".into(),
+            code: None,
+            source: ErrorSource::Daemon,
+        };
+        assert_eq!(e.body("POST", "/toolbox/a/b")["code"], "PAYLOAD_TOO_LARGE");
     }
 }

@@ -7,10 +7,35 @@
 //! **Emulated sandboxes are not isolated from the host.** Commands are real local processes,
 //! confined with bubblewrap when it is installed, never with a VM or container.
 //!
+//! ```no_run
+//! # async fn demo() -> Result<(), daytona_emulator::EmulatorError> {
+//! use std::time::Duration;
+//! let emulator = daytona_emulator::Emulator::builder()
+//!     .api_key("test-key")
+//!     .auto_stop_unit(Duration::from_millis(100)) // one emulated minute
+//!     .start()
+//!     .await?;
+//! println!("apiUrl = {}", emulator.api_url()); // http://127.0.0.1:PORT/api
+//! emulator.shutdown().await; // kills every sandbox process, removes the temp data dir
+//! # Ok(()) }
+//! ```
+//!
+//! What it serves:
+//! - `/api/sandbox...`: create, get, list (cursor and deprecated page-based), delete, start,
+//!   stop, archive, recover, labels, auto-stop/archive/delete, TTL, public, network settings,
+//!   resize, last-activity, toolbox-proxy-url, preview URLs — see [`api`].
+//! - `/api/socket.io/`: a minimal socket.io server pushing `sandbox.*` events.
+//! - `/toolbox/{sandboxId}/...`: the daemon API — see [`toolbox`].
+//! - `/_emulator/...`: test control (request log, fault rules, sandbox inspection, stopping or
+//!   failing a sandbox underneath its client), without authentication.
+//!
 //! ## Internal seams (who owns what)
-//! - [`state`]: the emulator's shared state ([`state::AppState`]), sandboxes and their
-//!   lifecycle, fault rules, request log. Hands the toolbox a [`state::ToolboxTarget`].
-//! - [`api`]: control-plane routes (`/api/...`), socket.io, auth, fault middleware.
+//! - [`state`]: the emulator's shared state ([`state::AppState`]), sandboxes, fault rules,
+//!   request log. Hands the toolbox a [`state::ToolboxTarget`].
+//! - [`lifecycle`]: sandbox state transitions and the auto-stop ticker.
+//! - [`api`]: control-plane routes (`/api/...`), socket.io, auth, fault and log layers.
+//! - [`server`]: [`Emulator`] builder, [`EmulatorHandle`], the accept loop.
+//! - [`faults`] and [`request_log`]: fault rules and the request log.
 //! - [`layout`]: a sandbox's directory on the host, the mapping between sandbox paths and host
 //!   paths (confinement), and how a command line becomes a local process (bwrap or plain).
 //! - [`toolbox`]: toolbox routes and [`toolbox::SandboxRuntime`], the sessions and processes
@@ -19,6 +44,19 @@
 
 pub mod api;
 pub mod error;
+pub mod faults;
 pub mod layout;
+pub mod lifecycle;
+mod provision;
+pub mod request_log;
+pub mod server;
 pub mod state;
 pub mod toolbox;
+
+pub use error::{ApiError, ErrorSource};
+pub use faults::{FaultAction, FaultRule, InstalledFault, WsDrop};
+pub use request_log::RequestRecord;
+pub use server::{
+    ConnHandle, EMULATOR_ORGANIZATION_ID, Emulator, EmulatorBuilder, EmulatorError, EmulatorHandle,
+};
+pub use state::{AppState, ToolboxTarget};

@@ -1,5 +1,131 @@
-//! Toolbox routes. (Skeleton: the toolbox helper fills it in.)
+//! The toolbox: the in-sandbox daemon's API, served under `/toolbox/{sandboxId}`.
+//!
+//! [`router`] has the routes (`/process/execute`, `/process/session*`, `/files*`, `/work-dir`,
+//! `/user-home-dir`, `/version`); every handler first asks
+//! [`AppState::toolbox_target`](crate::state::AppState::toolbox_target) for the sandbox, so an
+//! unknown or stopped sandbox is answered before anything runs. [`SandboxRuntime`] holds a
+//! sandbox's sessions and processes. Wire details (status codes, marker-labelled session logs,
+//! SDK-version gating, the multipart download format) follow the Daytona daemon; deviations are
+//! documented where they are made ([`SandboxRuntime`] for sessions, [`crate::layout`] for paths).
 
-/// The sessions and processes alive in one sandbox.
-#[derive(Debug, Default)]
-pub struct SandboxRuntime {}
+mod command_log;
+mod file_info;
+mod files;
+mod process;
+mod runtime;
+mod sdk_version;
+mod transfer;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use daytona_api::toolbox::{UserHomeDirResponse, VersionResponse, WorkDirResponse, codes};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub use runtime::{RuntimeSnapshot, SandboxRuntime, SessionSnapshot};
+
+/// The daemon version `/version` reports.
+pub const DAEMON_VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"), "-emulator");
+
+/// `{sandboxId}` of every toolbox route (captured by the prefix the router is nested under).
+#[derive(Debug, Deserialize)]
+pub(crate) struct SandboxPath {
+    #[serde(rename = "sandboxId")]
+    pub(crate) sandbox_id: String,
+}
+
+/// Parse a JSON body; a daemon 400 naming what was wrong otherwise.
+pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::daemon(
+            StatusCode::BAD_REQUEST,
+            codes::INVALID_REQUEST_BODY,
+            format!("invalid request body: {e}"),
+        )
+    })
+}
+
+/// The toolbox routes, to be nested at `/toolbox/{sandboxId}`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/process/execute", post(process::execute))
+        .route(
+            "/process/session",
+            get(process::list_sessions).post(process::create_session),
+        )
+        .route(
+            "/process/session/{sessionId}",
+            get(process::get_session).delete(process::delete_session),
+        )
+        .route(
+            "/process/session/{sessionId}/exec",
+            post(process::session_exec),
+        )
+        .route(
+            "/process/session/{sessionId}/command/{commandId}",
+            get(process::get_command),
+        )
+        .route(
+            "/process/session/{sessionId}/command/{commandId}/logs",
+            get(process::command_logs),
+        )
+        .route(
+            "/process/session/{sessionId}/command/{commandId}/input",
+            post(process::send_input),
+        )
+        .route("/files", get(files::list_files).delete(files::delete_file))
+        .route("/files/info", get(files::file_info_route))
+        .route("/files/folder", post(files::create_folder))
+        .route("/files/move", post(files::move_file))
+        .route("/files/permissions", post(files::set_permissions))
+        .route("/files/find", get(files::find_in_files))
+        .route("/files/search", get(files::search_files))
+        .route("/files/replace", post(files::replace_in_files))
+        .route("/files/download", get(files::download_file))
+        .route("/files/upload", post(files::upload_file))
+        .route("/files/upload-v2", post(files::upload_file))
+        .route("/files/bulk-upload", post(transfer::bulk_upload))
+        .route("/files/bulk-download", post(transfer::bulk_download))
+        .route("/work-dir", get(work_dir))
+        .route("/user-home-dir", get(user_home_dir))
+        .route("/version", get(version))
+}
+
+/// `GET /work-dir`: where commands run by default (the home dir).
+async fn work_dir(
+    State(state): State<AppState>,
+    UrlPath(p): UrlPath<SandboxPath>,
+) -> Result<Json<WorkDirResponse>, ApiError> {
+    let target = state.toolbox_target(&p.sandbox_id)?;
+    Ok(Json(WorkDirResponse {
+        dir: target.layout.home_dir().to_string(),
+    }))
+}
+
+/// `GET /user-home-dir`.
+async fn user_home_dir(
+    State(state): State<AppState>,
+    UrlPath(p): UrlPath<SandboxPath>,
+) -> Result<Json<UserHomeDirResponse>, ApiError> {
+    let target = state.toolbox_target(&p.sandbox_id)?;
+    Ok(Json(UserHomeDirResponse {
+        dir: target.layout.home_dir().to_string(),
+    }))
+}
+
+/// `GET /version`.
+async fn version(
+    State(state): State<AppState>,
+    UrlPath(p): UrlPath<SandboxPath>,
+) -> Result<Json<VersionResponse>, ApiError> {
+    state.toolbox_target(&p.sandbox_id)?;
+    Ok(Json(VersionResponse {
+        version: DAEMON_VERSION.to_string(),
+    }))
+}

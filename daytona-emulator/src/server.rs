@@ -1,0 +1,646 @@
+//! Starting and stopping the emulator: [`Emulator::builder`], [`EmulatorHandle`], and the
+//! HTTP accept loop.
+//!
+//! The accept loop is hand-rolled (hyper-util's auto builder, HTTP/1.1 and h2c, upgrades for
+//! WebSockets) rather than `axum::serve` for one reason: the `reset` fault must make a client
+//! see a TCP reset with no response. Every connection carries a [`ConnHandle`] (in each request's
+//! extensions); aborting it drops the connection with `SO_LINGER` 0, which sends RST.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use daytona_api::sandbox::Sandbox;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
+
+use crate::error::ApiError;
+use crate::faults::{FaultRule, InstalledFault};
+use crate::request_log::RequestRecord;
+use crate::state::{AppState, Config};
+
+/// Organization id reported on every emulated sandbox.
+pub const EMULATOR_ORGANIZATION_ID: &str = "00000000-0000-4000-8000-00000000e4a1";
+
+/// How long shutdown waits for open connections to finish their current request.
+const GRACEFUL_CONNECTION_WAIT: Duration = Duration::from_secs(2);
+
+/// Why the emulator could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EmulatorError {
+    /// The listen address is not `host:port`.
+    #[error("invalid listen address {addr:?}: {reason}")]
+    InvalidAddress {
+        /// What was given.
+        addr: String,
+        /// Why it is wrong.
+        reason: String,
+    },
+    /// Binding the listen socket failed.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The data directory cannot be created.
+    #[error("cannot use data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A setting is out of range.
+    #[error("invalid setting: {0}")]
+    InvalidSetting(String),
+}
+
+/// Entry point: `Emulator::builder()...start().await`.
+#[derive(Debug)]
+pub struct Emulator;
+
+impl Emulator {
+    /// A builder with defaults: no auth, a temporary data dir, one emulated minute = 60 s,
+    /// instant transitions, `127.0.0.1:0`.
+    pub fn builder() -> EmulatorBuilder {
+        EmulatorBuilder::default()
+    }
+}
+
+/// Settings of an emulator to start.
+#[derive(Clone)]
+pub struct EmulatorBuilder {
+    api_key: Option<String>,
+    data_dir: Option<PathBuf>,
+    minute: Duration,
+    transition_delay: Duration,
+    bind: String,
+    ping_interval: Duration,
+    ping_timeout: Duration,
+    faults: Vec<FaultRule>,
+}
+
+impl Default for EmulatorBuilder {
+    fn default() -> Self {
+        EmulatorBuilder {
+            api_key: None,
+            data_dir: None,
+            minute: Duration::from_secs(60),
+            transition_delay: Duration::ZERO,
+            bind: "127.0.0.1:0".to_string(),
+            ping_interval: Duration::from_secs(25),
+            ping_timeout: Duration::from_secs(20),
+            faults: Vec::new(),
+        }
+    }
+}
+
+impl fmt::Debug for EmulatorBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmulatorBuilder")
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("data_dir", &self.data_dir)
+            .field("minute", &self.minute)
+            .field("transition_delay", &self.transition_delay)
+            .field("bind", &self.bind)
+            .field("faults", &self.faults.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl EmulatorBuilder {
+    /// Require `Authorization: Bearer <key>` on `/api` and `/toolbox` (and this token in the
+    /// socket.io CONNECT packet).
+    pub fn api_key(mut self, key: impl Into<String>) -> Self {
+        self.api_key = Some(key.into());
+        self
+    }
+
+    /// Keep sandbox directories under `dir/sandboxes/<id>` (created if missing, never removed
+    /// as a whole). Default: a temporary directory removed at shutdown.
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self
+    }
+
+    /// The real duration of one emulated minute, for every interval counted in minutes
+    /// (auto-stop, auto-archive, auto-delete, TTL). Tests use milliseconds.
+    pub fn auto_stop_unit(mut self, minute: Duration) -> Self {
+        self.minute = minute;
+        self
+    }
+
+    /// How long lifecycle transitions take. Zero (default): each is finished when its response
+    /// is sent. Non-zero: responses show `creating`/`starting`/`stopping`/... and clients must
+    /// wait, by polling or socket.io, as with the real API.
+    pub fn transition_delay(mut self, delay: Duration) -> Self {
+        self.transition_delay = delay;
+        self
+    }
+
+    /// Listen address, `host:port` (port 0 picks a free one). Default `127.0.0.1:0`.
+    pub fn bind(mut self, addr: impl Into<String>) -> Self {
+        self.bind = addr.into();
+        self
+    }
+
+    /// socket.io (engine.io) ping interval and timeout. Defaults 25 s / 20 s, as upstream.
+    pub fn socketio_ping(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.ping_interval = interval;
+        self.ping_timeout = timeout;
+        self
+    }
+
+    /// Installs a fault rule from the start.
+    pub fn fault(mut self, rule: FaultRule) -> Self {
+        self.faults.push(rule);
+        self
+    }
+
+    /// Binds, starts serving and returns once connections are accepted.
+    pub async fn start(self) -> Result<EmulatorHandle, EmulatorError> {
+        if self.minute.is_zero() {
+            return Err(EmulatorError::InvalidSetting(
+                "auto_stop_unit must be greater than zero".into(),
+            ));
+        }
+        if self.ping_interval.is_zero() || self.ping_timeout.is_zero() {
+            return Err(EmulatorError::InvalidSetting(
+                "socket.io ping interval and timeout must be greater than zero".into(),
+            ));
+        }
+        if self.api_key.as_deref().is_some_and(str::is_empty) {
+            return Err(EmulatorError::InvalidSetting(
+                "api_key must not be empty".into(),
+            ));
+        }
+        for rule in &self.faults {
+            rule.validate().map_err(EmulatorError::InvalidSetting)?;
+        }
+        let addr = resolve(&self.bind).await?;
+        let (temp_dir, data_dir) = match self.data_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(&dir).map_err(|source| EmulatorError::DataDir {
+                    path: dir.clone(),
+                    source,
+                })?;
+                (None, dir)
+            }
+            None => {
+                let temp = tempfile::Builder::new()
+                    .prefix("daytona-emulator-")
+                    .tempdir()
+                    .map_err(|source| EmulatorError::DataDir {
+                        path: std::env::temp_dir(),
+                        source,
+                    })?;
+                let path = temp.path().to_path_buf();
+                (Some(temp), path)
+            }
+        };
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| EmulatorError::Bind {
+                addr: self.bind.clone(),
+                source,
+            })?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| EmulatorError::Bind {
+                addr: self.bind.clone(),
+                source,
+            })?;
+        let host = if local.ip().is_unspecified() {
+            "127.0.0.1".to_string()
+        } else if local.is_ipv6() {
+            format!("[{}]", local.ip())
+        } else {
+            local.ip().to_string()
+        };
+        let base_url = format!("http://{host}:{}", local.port());
+        let state = AppState::new(Config {
+            api_key: self.api_key,
+            base_url: base_url.clone(),
+            data_dir,
+            minute: self.minute,
+            transition_delay: self.transition_delay,
+            ping_interval: self.ping_interval,
+            ping_timeout: self.ping_timeout,
+            organization_id: EMULATOR_ORGANIZATION_ID.to_string(),
+        });
+        for rule in self.faults {
+            state
+                .add_fault(rule)
+                .map_err(EmulatorError::InvalidSetting)?;
+        }
+        let router = crate::api::router(state.clone());
+        let shutdown = state.shutdown_token();
+        let connections = TaskTracker::new();
+        let server = tokio::spawn(accept_loop(
+            listener,
+            router,
+            shutdown.clone(),
+            connections.clone(),
+        ));
+        let ticker = tokio::spawn(lifecycle_ticker(state.clone()));
+        tracing::info!(%base_url, "daytona emulator listening");
+        Ok(EmulatorHandle {
+            base_url,
+            local_addr: local,
+            state,
+            server: Some(server),
+            ticker: Some(ticker),
+            connections,
+            temp_dir,
+            shut_down: false,
+        })
+    }
+}
+
+/// A running emulator. [`EmulatorHandle::shutdown`] stops it cleanly; dropping it also stops
+/// serving and kills every sandbox process (best effort, without waiting).
+pub struct EmulatorHandle {
+    base_url: String,
+    local_addr: SocketAddr,
+    state: AppState,
+    server: Option<JoinHandle<()>>,
+    ticker: Option<JoinHandle<()>>,
+    connections: TaskTracker,
+    temp_dir: Option<tempfile::TempDir>,
+    shut_down: bool,
+}
+
+impl fmt::Debug for EmulatorHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmulatorHandle")
+            .field("base_url", &self.base_url)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EmulatorHandle {
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// `http://127.0.0.1:PORT/api`: what the SDKs take as `apiUrl`.
+    pub fn api_url(&self) -> String {
+        format!("{}/api", self.base_url)
+    }
+
+    /// `http://127.0.0.1:PORT/toolbox`: every sandbox's `toolboxProxyUrl`.
+    pub fn toolbox_proxy_url(&self) -> String {
+        self.state.toolbox_proxy_url()
+    }
+
+    /// The bound socket address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The shared state (sandboxes, faults, request log).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Every request received so far, credentials redacted.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.state.requests()
+    }
+
+    /// Forgets the request log.
+    pub fn clear_requests(&self) {
+        self.state.clear_requests();
+    }
+
+    /// Every live sandbox, oldest first.
+    pub fn sandboxes(&self) -> Vec<Sandbox> {
+        self.state.sandboxes()
+    }
+
+    /// One sandbox by id or name.
+    pub fn sandbox(&self, id_or_name: &str) -> Option<Sandbox> {
+        self.state.sandbox(id_or_name)
+    }
+
+    /// Installs a fault rule; returns its id (the error names what is wrong with the rule).
+    pub fn add_fault(&self, rule: FaultRule) -> Result<u64, String> {
+        self.state.add_fault(rule)
+    }
+
+    /// Removes a fault rule.
+    pub fn remove_fault(&self, id: u64) -> bool {
+        self.state.remove_fault(id)
+    }
+
+    /// Removes every fault rule.
+    pub fn clear_faults(&self) {
+        self.state.clear_faults();
+    }
+
+    /// Installed fault rules with hit counts.
+    pub fn faults(&self) -> Vec<InstalledFault> {
+        self.state.faults()
+    }
+
+    /// Stops a sandbox underneath its client (as auto-stop would).
+    pub async fn stop_sandbox(&self, id_or_name: &str) -> Result<Sandbox, ApiError> {
+        self.state.stop_sandbox(id_or_name).await
+    }
+
+    /// Deletes a sandbox underneath its client.
+    pub async fn delete_sandbox(&self, id_or_name: &str) -> Result<Sandbox, ApiError> {
+        self.state.delete_sandbox(id_or_name).await
+    }
+
+    /// Puts a sandbox in `error` with `reason` (its processes are killed).
+    pub async fn fail_sandbox(
+        &self,
+        id_or_name: &str,
+        reason: &str,
+        recoverable: bool,
+    ) -> Result<Sandbox, ApiError> {
+        self.state
+            .fail_sandbox(id_or_name, reason, recoverable)
+            .await
+    }
+
+    /// Stops serving, kills every process of every sandbox, waits for in-flight work, and
+    /// removes the data directory when the emulator created it.
+    pub async fn shutdown(mut self) {
+        self.shut_down = true;
+        self.state.shutdown_token().cancel();
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+        if let Some(ticker) = self.ticker.take() {
+            let _ = ticker.await;
+        }
+        let entries: Vec<_> = self.state.registry().entries.drain().collect();
+        for (_, entry) in entries {
+            crate::provision::shutdown_runtime(&entry.runtime).await;
+            if self.temp_dir.is_some() {
+                crate::provision::remove_layout(entry.layout).await;
+            }
+        }
+        self.connections.close();
+        let _ = tokio::time::timeout(GRACEFUL_CONNECTION_WAIT, self.connections.wait()).await;
+        self.state.tasks().close();
+        let _ = tokio::time::timeout(GRACEFUL_CONNECTION_WAIT, self.state.tasks().wait()).await;
+        if let Some(temp) = self.temp_dir.take()
+            && let Err(e) = temp.close()
+        {
+            tracing::warn!(error = %e, "cannot remove the emulator's data directory");
+        }
+        tracing::info!(base_url = %self.base_url, "daytona emulator stopped");
+    }
+}
+
+impl Drop for EmulatorHandle {
+    fn drop(&mut self) {
+        if self.shut_down {
+            return;
+        }
+        self.state.shutdown_token().cancel();
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+        if let Some(ticker) = self.ticker.take() {
+            ticker.abort();
+        }
+        let entries: Vec<_> = self.state.registry().entries.drain().collect();
+        // Killing is async; when a runtime is still around, do it there. The runtimes also
+        // kill their processes when dropped, which covers a runtime that is shutting down.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                for (_, entry) in entries {
+                    crate::provision::shutdown_runtime(&entry.runtime).await;
+                }
+            });
+        } else {
+            drop(entries);
+        }
+    }
+}
+
+/// `host:port` → one socket address (IP literals directly, names through the resolver).
+async fn resolve(bind: &str) -> Result<SocketAddr, EmulatorError> {
+    if let Ok(addr) = bind.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let invalid = |reason: String| EmulatorError::InvalidAddress {
+        addr: bind.to_string(),
+        reason,
+    };
+    if !bind.contains(':') {
+        return Err(invalid("expected host:port".to_string()));
+    }
+    let mut addrs = tokio::net::lookup_host(bind)
+        .await
+        .map_err(|e| invalid(e.to_string()))?;
+    addrs
+        .next()
+        .ok_or_else(|| invalid("the host name resolves to no address".to_string()))
+}
+
+/// The handle of one client connection; in every request's extensions.
+#[derive(Clone)]
+pub struct ConnHandle(Arc<ConnControl>);
+
+struct ConnControl {
+    aborted: AtomicBool,
+    notify: Notify,
+}
+
+impl fmt::Debug for ConnHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnHandle")
+            .field("aborted", &self.is_aborted())
+            .finish()
+    }
+}
+
+impl ConnHandle {
+    fn new() -> Self {
+        ConnHandle(Arc::new(ConnControl {
+            aborted: AtomicBool::new(false),
+            notify: Notify::new(),
+        }))
+    }
+
+    /// Drops the connection as soon as possible with a TCP reset; nothing more is sent. For an
+    /// upgraded connection (a WebSocket), the reset happens when the socket is dropped.
+    pub fn abort(&self) {
+        self.0.aborted.store(true, Ordering::SeqCst);
+        self.0.notify.notify_waiters();
+    }
+
+    /// Whether [`ConnHandle::abort`] was called.
+    pub fn is_aborted(&self) -> bool {
+        self.0.aborted.load(Ordering::SeqCst)
+    }
+
+    async fn aborted(&self) {
+        loop {
+            let notified = self.0.notify.notified();
+            if self.is_aborted() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// A TCP stream that closes with RST (SO_LINGER 0) when its connection was aborted.
+struct AbortableStream {
+    inner: TcpStream,
+    handle: ConnHandle,
+}
+
+impl Drop for AbortableStream {
+    fn drop(&mut self) {
+        if self.handle.is_aborted() {
+            let sock = socket2::SockRef::from(&self.inner);
+            if let Err(e) = sock.set_linger(Some(Duration::ZERO)) {
+                tracing::debug!(error = %e, "cannot set SO_LINGER for a reset");
+            }
+        }
+    }
+}
+
+impl AsyncRead for AbortableStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for AbortableStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        if self.handle.is_aborted() {
+            return Poll::Ready(Err(std::io::ErrorKind::ConnectionAborted.into()));
+        }
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        if self.handle.is_aborted() {
+            return Poll::Ready(Err(std::io::ErrorKind::ConnectionAborted.into()));
+        }
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+    connections: TaskTracker,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Typically EMFILE; back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let handle = ConnHandle::new();
+        let io = TokioIo::new(AbortableStream {
+            inner: stream,
+            handle: handle.clone(),
+        });
+        let router = router.clone();
+        let conn_handle = handle.clone();
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            request.extensions_mut().insert(conn_handle.clone());
+            router.clone().oneshot(request.map(Body::new))
+        });
+        let shutdown = shutdown.clone();
+        connections.spawn(async move {
+            let builder = auto::Builder::new(TokioExecutor::new());
+            let conn = builder.serve_connection_with_upgrades(io, service);
+            tokio::pin!(conn);
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                }
+                _ = handle.aborted() => {
+                    tracing::debug!("connection reset by fault rule");
+                }
+                _ = shutdown.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(GRACEFUL_CONNECTION_WAIT, conn.as_mut()).await;
+                }
+            }
+        });
+    }
+}
+
+/// Runs [`AppState::lifecycle_tick`] about ten times per emulated minute (at most every second,
+/// at least every 5 ms).
+async fn lifecycle_ticker(state: AppState) {
+    let period =
+        (state.config().minute / 10).clamp(Duration::from_millis(5), Duration::from_secs(1));
+    let shutdown = state.shutdown_token();
+    let mut interval = tokio::time::interval(period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = interval.tick() => state.lifecycle_tick().await,
+        }
+    }
+}

@@ -1,0 +1,421 @@
+//! Process routes: `POST /process/execute` and the session routes, including the
+//! `logs?follow=true` WebSocket.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::ws::{
+    CloseFrame, Message, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection,
+};
+use axum::extract::{OriginalUri, Path as UrlPath, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use daytona_api::toolbox::{
+    CreateSessionRequest, ExecuteRequest, ExecuteResponse, SessionCommandLogsResponse,
+    SessionExecuteRequest, SessionExecuteResponse, SessionSendInputRequest, codes,
+};
+use serde::Deserialize;
+
+use crate::error::ApiError;
+use crate::faults::WsDrop;
+use crate::state::AppState;
+use crate::toolbox::command_log::{MarkerStripper, demux, strip_markers};
+use crate::toolbox::files::bad_request;
+use crate::toolbox::runtime::SessionCommand;
+use crate::toolbox::sdk_version::OutputFormat;
+use crate::toolbox::{SandboxPath, parse_json};
+
+/// Largest WebSocket frame of log bytes, as the daemon reads them.
+const WS_READ_CHUNK: usize = 1024;
+/// How long to wait for the client's close reply after our close frame.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
+/// Normal closure.
+const CLOSE_NORMAL: u16 = 1000;
+/// Internal error closure.
+const CLOSE_INTERNAL: u16 = 1011;
+
+/// `{sandboxId}/process/session/{sessionId}`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct SessionPath {
+    #[serde(rename = "sandboxId")]
+    sandbox_id: String,
+    #[serde(rename = "sessionId")]
+    session_id: String,
+}
+
+/// `{sandboxId}/process/session/{sessionId}/command/{commandId}`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct CommandPath {
+    #[serde(rename = "sandboxId")]
+    sandbox_id: String,
+    #[serde(rename = "sessionId")]
+    session_id: String,
+    #[serde(rename = "commandId")]
+    command_id: String,
+}
+
+/// `?follow=` of the logs route.
+#[derive(Debug, Deserialize)]
+pub(crate) struct LogsQuery {
+    follow: Option<String>,
+}
+
+/// `POST /process/execute`: run a command line to completion; stdout and stderr interleaved.
+pub(crate) async fn execute(
+    State(state): State<AppState>,
+    UrlPath(p): UrlPath<SandboxPath>,
+    body: Bytes,
+) -> Result<Json<ExecuteResponse>, ApiError> {
+    let target = state.toolbox_target(&p.sandbox_id)?;
+    let req: ExecuteRequest = parse_json(&body)?;
+    if req.command.trim().is_empty() {
+        return Err(bad_request("empty command"));
+    }
+    let mut env = target.env.clone();
+    if !target.user.is_empty() {
+        env.insert("USER".into(), target.user.clone());
+        env.insert("LOGNAME".into(), target.user.clone());
+    }
+    env.extend(req.envs.unwrap_or_default());
+    let cwd = req.cwd.filter(|c| !c.is_empty());
+    if let Some(cwd) = &cwd {
+        let host = target.layout.to_host(cwd)?;
+        if !tokio::fs::metadata(&host).await.is_ok_and(|m| m.is_dir()) {
+            // What the daemon answers when it cannot start the command in that directory.
+            return Ok(Json(ExecuteResponse {
+                exit_code: Some(-1),
+                result: format!("chdir {cwd}: no such file or directory"),
+            }));
+        }
+    }
+    // Same line as the command, so the shell's error messages keep their line numbers.
+    let script = format!("exec 2>&1; {}", req.command);
+    let prepared = target.layout.command_spec(&script, cwd.as_deref(), &env)?;
+    let timeout = req.timeout.filter(|t| *t > 0).map(Duration::from_secs);
+    let outcome = match target.runtime.run_foreground(prepared, timeout).await {
+        Ok(o) => o,
+        Err(e) => {
+            return Ok(Json(ExecuteResponse {
+                exit_code: Some(-1),
+                result: e.to_string(),
+            }));
+        }
+    };
+    if outcome.result.timed_out {
+        return Err(ApiError::daemon(
+            StatusCode::REQUEST_TIMEOUT,
+            codes::PROCESS_EXECUTION_TIMEOUT,
+            "command execution timeout",
+        ));
+    }
+    // Anything on stderr escaped the `exec 2>&1` (a syntax error on the first line).
+    let mut result = outcome.result.stdout;
+    result.push_str(&outcome.result.stderr);
+    Ok(Json(ExecuteResponse {
+        exit_code: Some(outcome.result.exit_code),
+        result,
+    }))
+}
+
+/// `POST /process/session`: 201, 409 if the id exists.
+pub(crate) async fn create_session(
+    State(state): State<AppState>,
+    UrlPath(p): UrlPath<SandboxPath>,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let target = state.toolbox_target(&p.sandbox_id)?;
+    let req: CreateSessionRequest = parse_json(&body)?;
+    target.runtime.create_session(&req.session_id)?;
+    Ok(StatusCode::CREATED)
+}
+
+/// `GET /process/session`.
+pub(crate) async fn list_sessions(
+    State(state): State<AppState>,
+    UrlPath(p): UrlPath<SandboxPath>,
+) -> Result<Json<Vec<daytona_api::toolbox::Session>>, ApiError> {
+    let target = state.toolbox_target(&p.sandbox_id)?;
+    Ok(Json(
+        target
+            .runtime
+            .sessions()
+            .iter()
+            .map(|s| s.to_dto())
+            .collect(),
+    ))
+}
+
+/// `GET /process/session/{sessionId}`.
+pub(crate) async fn get_session(
+    State(state): State<AppState>,
+    UrlPath(p): UrlPath<SessionPath>,
+) -> Result<Json<daytona_api::toolbox::Session>, ApiError> {
+    let target = state.toolbox_target(&p.sandbox_id)?;
+    Ok(Json(target.runtime.session(&p.session_id)?.to_dto()))
+}
+
+/// `DELETE /process/session/{sessionId}`: 204; kills the session's processes.
+pub(crate) async fn delete_session(
+    State(state): State<AppState>,
+    UrlPath(p): UrlPath<SessionPath>,
+) -> Result<StatusCode, ApiError> {
+    let target = state.toolbox_target(&p.sandbox_id)?;
+    target.runtime.delete_session(&p.session_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /process/session/{sessionId}/exec`: sync 200 with the output, async 202 `{cmdId}`.
+pub(crate) async fn session_exec(
+    State(state): State<AppState>,
+    UrlPath(p): UrlPath<SessionPath>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let target = state.toolbox_target(&p.sandbox_id)?;
+    let req: SessionExecuteRequest = parse_json(&body)?;
+    let session = target.runtime.session(&p.session_id)?;
+    let run_async = req.is_async();
+    let mut env = target.env.clone();
+    if !target.user.is_empty() {
+        env.insert("USER".into(), target.user.clone());
+        env.insert("LOGNAME".into(), target.user.clone());
+    }
+    let cmd = target
+        .runtime
+        .exec(&session, &req.command, run_async, env)?;
+    if run_async {
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(SessionExecuteResponse {
+                cmd_id: cmd.id().to_string(),
+                ..Default::default()
+            }),
+        )
+            .into_response());
+    }
+    let Some(exit_code) = cmd.wait(session.ended()).await else {
+        return Err(bad_request("session cancelled"));
+    };
+    let log = cmd
+        .log()
+        .read_all()
+        .await
+        .map_err(|e| bad_request(format!("failed to read log file: {e}")))?;
+    let format = OutputFormat::from_headers(&headers);
+    let mut response = SessionExecuteResponse {
+        cmd_id: cmd.id().to_string(),
+        exit_code: Some(exit_code),
+        ..Default::default()
+    };
+    if format.combined {
+        response.output = Some(String::from_utf8_lossy(&strip_markers(&log)).into_owned());
+    } else {
+        response.output = Some(String::from_utf8_lossy(&log).into_owned());
+        if !format.skip_demux {
+            let (out, err) = demux(&log);
+            response.stdout = Some(String::from_utf8_lossy(&out).into_owned());
+            response.stderr = Some(String::from_utf8_lossy(&err).into_owned());
+        }
+    }
+    Ok(Json(response).into_response())
+}
+
+/// `GET /process/session/{sessionId}/command/{commandId}`: `exitCode` absent while running.
+pub(crate) async fn get_command(
+    State(state): State<AppState>,
+    UrlPath(p): UrlPath<CommandPath>,
+) -> Result<Json<daytona_api::toolbox::Command>, ApiError> {
+    let target = state.toolbox_target(&p.sandbox_id)?;
+    let session = target.runtime.session(&p.session_id)?;
+    Ok(Json(session.command(&p.command_id)?.to_dto()))
+}
+
+/// `POST /process/session/{sessionId}/command/{commandId}/input`: 204, 410 once finished.
+pub(crate) async fn send_input(
+    State(state): State<AppState>,
+    UrlPath(p): UrlPath<CommandPath>,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let target = state.toolbox_target(&p.sandbox_id)?;
+    let req: SessionSendInputRequest = parse_json(&body)?;
+    let session = target.runtime.session(&p.session_id)?;
+    let cmd = session.command(&p.command_id)?;
+    cmd.send_input(req.data.as_bytes()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET .../command/{commandId}/logs`: the log so far (JSON or text by SDK version), or with a
+/// WebSocket upgrade, the log streamed as binary frames until the command ends (close 1000).
+pub(crate) async fn command_logs(
+    State(state): State<AppState>,
+    UrlPath(p): UrlPath<CommandPath>,
+    Query(q): Query<LogsQuery>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let target = state.toolbox_target(&p.sandbox_id)?;
+    let session = target.runtime.session(&p.session_id)?;
+    let cmd = session.command(&p.command_id)?;
+    let format = OutputFormat::from_headers(&headers);
+    let follow = q.follow.as_deref() == Some("true");
+    let wants_upgrade = headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if wants_upgrade {
+        let upgrade = upgrade.map_err(|e| bad_request(format!("websocket upgrade failed: {e}")))?;
+        let drop_rule = state.ws_drop_after(uri.path());
+        let upgrade = match &format.ws_protocol {
+            // Echo the version subprotocol a browser offered; select none otherwise (Node's
+            // `ws` fails if a server selects a protocol it did not offer).
+            Some(proto) => upgrade.protocols([proto.clone()]),
+            None => upgrade,
+        };
+        return Ok(upgrade.on_upgrade(move |socket| async move {
+            stream_log(socket, cmd, format.combined, follow, drop_rule).await;
+        }));
+    }
+    let log = cmd
+        .log()
+        .read_all()
+        .await
+        .map_err(|e| bad_request(format!("failed to read log file: {e}")))?;
+    if format.combined || format.skip_demux {
+        let text = if format.combined {
+            strip_markers(&log)
+        } else {
+            log
+        };
+        return Ok((
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            String::from_utf8_lossy(&text).into_owned(),
+        )
+            .into_response());
+    }
+    let (out, err) = demux(&log);
+    Ok(Json(SessionCommandLogsResponse {
+        output: String::from_utf8_lossy(&log).into_owned(),
+        stdout: String::from_utf8_lossy(&out).into_owned(),
+        stderr: String::from_utf8_lossy(&err).into_owned(),
+    })
+    .into_response())
+}
+
+/// Counts what was sent on a socket, for fault rules that cut it.
+struct Sent {
+    frames: usize,
+    bytes: usize,
+    drop_rule: Option<WsDrop>,
+}
+
+impl Sent {
+    fn must_drop(&self) -> bool {
+        self.drop_rule
+            .is_some_and(|rule| rule.reached(self.frames, self.bytes))
+    }
+}
+
+/// Send the log from the start in reads of at most 1 KiB (not aligned to markers), then, once
+/// the command has ended and everything was sent (or at once without `follow`), close 1000.
+async fn stream_log(
+    mut socket: WebSocket,
+    cmd: Arc<SessionCommand>,
+    combined: bool,
+    follow: bool,
+    drop_rule: Option<WsDrop>,
+) {
+    let mut sent = Sent {
+        frames: 0,
+        bytes: 0,
+        drop_rule,
+    };
+    if sent.must_drop() {
+        // Fault injection: cut the connection without a close frame.
+        return;
+    }
+    let mut progress_rx = cmd.log().subscribe();
+    let mut stripper = combined.then(MarkerStripper::default);
+    let mut offset = 0u64;
+    loop {
+        let progress = *progress_rx.borrow_and_update();
+        if offset < progress.len {
+            let chunk = match cmd.log().read_at(offset, WS_READ_CHUNK).await {
+                Ok(c) if !c.is_empty() => c,
+                Ok(_) => {
+                    tracing::warn!("command log shorter than published");
+                    close(socket, CLOSE_INTERNAL).await;
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading a command log failed");
+                    close(socket, CLOSE_INTERNAL).await;
+                    return;
+                }
+            };
+            offset += chunk.len() as u64;
+            let payload = match stripper.as_mut() {
+                Some(s) => s.push(&chunk),
+                None => chunk,
+            };
+            if payload.is_empty() {
+                continue;
+            }
+            let len = payload.len();
+            if socket.send(Message::Binary(payload.into())).await.is_err() {
+                return;
+            }
+            sent.frames += 1;
+            sent.bytes += len;
+            if sent.must_drop() {
+                return;
+            }
+            continue;
+        }
+        if progress.done || !follow {
+            if let Some(rest) = stripper.as_mut().map(MarkerStripper::finish)
+                && !rest.is_empty()
+                && socket.send(Message::Binary(rest.into())).await.is_err()
+            {
+                return;
+            }
+            close(socket, CLOSE_NORMAL).await;
+            return;
+        }
+        tokio::select! {
+            changed = progress_rx.changed() => {
+                if changed.is_err() {
+                    // The command is gone with its session; what was sent is all there is.
+                    close(socket, CLOSE_NORMAL).await;
+                    return;
+                }
+            }
+            incoming = socket.recv() => match incoming {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                // Client frames carry nothing for us.
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}
+
+/// Send a close frame with `code`, then give the client a moment to answer.
+async fn close(mut socket: WebSocket, code: u16) {
+    let frame = CloseFrame {
+        code,
+        reason: "".into(),
+    };
+    if socket.send(Message::Close(Some(frame))).await.is_err() {
+        return;
+    }
+    let _ = tokio::time::timeout(CLOSE_LINGER, async {
+        while let Some(Ok(msg)) = socket.recv().await {
+            if matches!(msg, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+}

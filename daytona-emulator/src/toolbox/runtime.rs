@@ -1,0 +1,685 @@
+//! [`SandboxRuntime`]: the sessions and processes alive in one sandbox.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use daytona_api::toolbox::{self as dto, codes};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use workspace_core::{OutputOffsets, ProcessState};
+use workspace_local::background::BackgroundProcess;
+use workspace_local::group::ProcessGroup;
+use workspace_local::runner::{Leftovers, RunOptions, RunOutcome, run_tracked};
+
+use crate::error::ApiError;
+use crate::layout::{PreparedCommand, SandboxLayout, shell_single_quote};
+use crate::toolbox::command_log::{CommandLog, Labeller, Stream};
+
+/// Bytes of each stream a session command's process retains before the log pump reads them.
+const SESSION_RETENTION: usize = 8 * 1024 * 1024;
+/// Bytes of each stream `/process/execute` keeps (head and tail).
+pub(crate) const EXECUTE_OUTPUT_LIMIT: usize = 32 * 1024 * 1024;
+/// How long deleting a session waits for its command tasks to wind down.
+const TASK_SETTLE: Duration = Duration::from_secs(10);
+
+/// What a test sees of a sandbox's runtime: sessions with their commands, and how many process
+/// groups started for the sandbox still have live members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeSnapshot {
+    /// Live sessions, by id.
+    pub sessions: Vec<SessionSnapshot>,
+    /// Process groups of this sandbox with members still alive (session commands, processes a
+    /// `/process/execute` command left in the background, and executes in flight).
+    pub live_processes: usize,
+}
+
+/// One session in a [`RuntimeSnapshot`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSnapshot {
+    /// Session id.
+    pub id: String,
+    /// `(cmd_id, command text exactly as received, exit code once finished)`.
+    pub commands: Vec<(String, String, Option<i32>)>,
+}
+
+/// The sessions and processes alive in one sandbox.
+///
+/// ## How sessions are emulated
+///
+/// A real Daytona session is one long-lived shell that runs its commands one after another, so
+/// `cd` and `export` in one command are seen by the next. The emulator runs each command as its
+/// own process (so each has its own exit code, process group and output pipes) and carries the
+/// shell state across in files of the sandbox's daemon state dir:
+///
+/// - commands of a session run **one at a time, in submission order**, like lines fed to one
+///   shell: an async command that keeps running (a server) holds up later commands of the same
+///   session, as it does on Daytona; use one session per long-running process;
+/// - before a command, the previous command's exported environment is restored (variables it
+///   `unset` are unset) and its working directory entered; after it, an `EXIT` trap saves them;
+/// - the command text is sourced (`. file`), so `cd`, `export` and `exit N` act on that shell.
+///
+/// Not carried over: unexported shell variables, functions, aliases, shell options (`set -e`),
+/// and a command that replaces the `EXIT` trap saves no state. `exit` ends only that command, not
+/// the session (on Daytona it ends the session shell). Members of a command's process group
+/// that outlive it (`server &`) keep running until the session is deleted or the sandbox stops.
+#[derive(Debug)]
+pub struct SandboxRuntime {
+    layout: Arc<SandboxLayout>,
+    inner: Mutex<Inner>,
+    executes_in_flight: Arc<AtomicUsize>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    sessions: BTreeMap<String, Arc<Session>>,
+    leftovers: Vec<Arc<ProcessGroup>>,
+    /// Cancelled by [`SandboxRuntime::shutdown`]; replaced so the runtime can serve again.
+    stop: CancellationToken,
+    next_session_dir: u64,
+}
+
+/// One emulated shell session.
+#[derive(Debug)]
+pub(crate) struct Session {
+    id: String,
+    /// Host dir holding command files, logs and saved shell state.
+    dir: PathBuf,
+    /// Held by the running command: commands of a session run one at a time.
+    turn: Arc<tokio::sync::Mutex<()>>,
+    commands: Mutex<Vec<Arc<SessionCommand>>>,
+    ended: CancellationToken,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// One command of a session.
+#[derive(Debug)]
+pub(crate) struct SessionCommand {
+    id: String,
+    command: String,
+    exit: watch::Sender<Option<i32>>,
+    /// Whether the command's stdin stays open for `/input` (async commands).
+    accepts_input: bool,
+    /// The process, once the command got its turn.
+    process: Mutex<Option<Arc<BackgroundProcess>>>,
+    /// Input sent while the command waited for its turn; held while input is written, so
+    /// writes keep their order.
+    input: tokio::sync::Mutex<Vec<u8>>,
+    log: CommandLog,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn internal(context: &str, e: impl std::fmt::Display) -> ApiError {
+    ApiError::daemon(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        codes::INTERNAL_SERVER_ERROR,
+        format!("{context}: {e}"),
+    )
+}
+
+impl SandboxRuntime {
+    /// An empty runtime for the sandbox with this layout.
+    pub fn new(layout: Arc<SandboxLayout>) -> Self {
+        SandboxRuntime {
+            layout,
+            inner: Mutex::new(Inner {
+                sessions: BTreeMap::new(),
+                leftovers: Vec::new(),
+                stop: CancellationToken::new(),
+                next_session_dir: 0,
+            }),
+            executes_in_flight: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// The sandbox layout this runtime runs commands in.
+    pub fn layout(&self) -> &Arc<SandboxLayout> {
+        &self.layout
+    }
+
+    /// Kill every process of the sandbox (sessions, their leftovers, executes in flight,
+    /// background processes left by executes) and forget all sessions. Used on stop, delete
+    /// and emulator shutdown; the runtime accepts new work afterwards (a restarted sandbox).
+    pub async fn shutdown(&self) {
+        let (sessions, leftovers, stop) = {
+            let mut inner = lock(&self.inner);
+            let sessions = std::mem::take(&mut inner.sessions);
+            let leftovers = std::mem::take(&mut inner.leftovers);
+            let stop = std::mem::replace(&mut inner.stop, CancellationToken::new());
+            (sessions, leftovers, stop)
+        };
+        stop.cancel();
+        futures::future::join_all(sessions.into_values().map(|s| async move { s.end().await }))
+            .await;
+        for group in leftovers {
+            group.kill();
+        }
+        // Executes in flight see the cancel and kill their own groups; wait for that briefly.
+        let deadline = tokio::time::Instant::now() + TASK_SETTLE;
+        while self.executes_in_flight.load(Ordering::Acquire) > 0
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Sessions, commands and live process groups, for assertions in tests.
+    pub fn snapshot(&self) -> RuntimeSnapshot {
+        let inner = lock(&self.inner);
+        let mut live = self.executes_in_flight.load(Ordering::Acquire);
+        live += inner.leftovers.iter().filter(|g| g.is_alive()).count();
+        let mut sessions = Vec::new();
+        for s in inner.sessions.values() {
+            let commands = lock(&s.commands).clone();
+            let mut out = Vec::with_capacity(commands.len());
+            for c in &commands {
+                if c.process().is_some_and(|p| p.group().is_alive()) {
+                    live += 1;
+                }
+                out.push((c.id.clone(), c.command.clone(), c.exit_code()));
+            }
+            sessions.push(SessionSnapshot {
+                id: s.id.clone(),
+                commands: out,
+            });
+        }
+        RuntimeSnapshot {
+            sessions,
+            live_processes: live,
+        }
+    }
+
+    /// Run one `/process/execute` command to completion, as part of this sandbox: it is killed
+    /// by [`SandboxRuntime::shutdown`], and processes it leaves in the background are tracked.
+    pub(crate) async fn run_foreground(
+        &self,
+        prepared: PreparedCommand,
+        timeout: Option<Duration>,
+    ) -> Result<RunOutcome, workspace_core::SandboxError> {
+        let stop = lock(&self.inner).stop.clone();
+        self.executes_in_flight.fetch_add(1, Ordering::AcqRel);
+        let _in_flight = InFlight(self.executes_in_flight.clone());
+        let opts = RunOptions {
+            timeout,
+            cancel: Some(stop),
+            output_limit: EXECUTE_OUTPUT_LIMIT,
+            leftovers: Leftovers::Leave,
+            ..RunOptions::default()
+        };
+        let outcome = run_tracked(prepared.spec.clone(), opts).await?;
+        drop(prepared);
+        if let Some(group) = &outcome.leftover {
+            let mut inner = lock(&self.inner);
+            inner.leftovers.retain(|g| g.is_alive());
+            inner.leftovers.push(group.clone());
+        }
+        Ok(outcome)
+    }
+
+    /// Create a session: 409 if the id is taken.
+    pub(crate) fn create_session(&self, id: &str) -> Result<(), ApiError> {
+        if id.trim().is_empty() {
+            return Err(ApiError::daemon(
+                StatusCode::BAD_REQUEST,
+                codes::BAD_REQUEST,
+                "sessionId is required",
+            ));
+        }
+        let mut inner = lock(&self.inner);
+        if inner.sessions.contains_key(id) {
+            return Err(ApiError::daemon(
+                StatusCode::CONFLICT,
+                codes::CONFLICT,
+                format!("session {id} already exists"),
+            ));
+        }
+        inner.next_session_dir += 1;
+        // Session ids are caller text: the directory gets a number, never the id.
+        let dir = self
+            .layout
+            .state_host()
+            .join("sessions")
+            .join(inner.next_session_dir.to_string());
+        std::fs::create_dir_all(&dir).map_err(|e| internal("creating the session dir", e))?;
+        inner.sessions.insert(
+            id.to_string(),
+            Arc::new(Session {
+                id: id.to_string(),
+                dir,
+                turn: Arc::new(tokio::sync::Mutex::new(())),
+                commands: Mutex::new(Vec::new()),
+                ended: CancellationToken::new(),
+                tasks: Mutex::new(Vec::new()),
+            }),
+        );
+        Ok(())
+    }
+
+    /// The session with this id: 404 if unknown.
+    pub(crate) fn session(&self, id: &str) -> Result<Arc<Session>, ApiError> {
+        lock(&self.inner).sessions.get(id).cloned().ok_or_else(|| {
+            ApiError::daemon(
+                StatusCode::NOT_FOUND,
+                codes::NOT_FOUND,
+                format!("session {id} not found"),
+            )
+        })
+    }
+
+    /// All sessions, by id.
+    pub(crate) fn sessions(&self) -> Vec<Arc<Session>> {
+        lock(&self.inner).sessions.values().cloned().collect()
+    }
+
+    /// Delete a session, killing its commands: 404 if unknown.
+    pub(crate) async fn delete_session(&self, id: &str) -> Result<(), ApiError> {
+        let session = lock(&self.inner).sessions.remove(id).ok_or_else(|| {
+            ApiError::daemon(
+                StatusCode::NOT_FOUND,
+                codes::NOT_FOUND,
+                format!("session {id} not found"),
+            )
+        })?;
+        session.end().await;
+        Ok(())
+    }
+
+    /// Queue `command` in `session` with the sandbox env `env`. Returns at once; the command
+    /// runs when the session's previous commands are done.
+    pub(crate) fn exec(
+        &self,
+        session: &Arc<Session>,
+        command: &str,
+        run_async: bool,
+        env: BTreeMap<String, String>,
+    ) -> Result<Arc<SessionCommand>, ApiError> {
+        if command.trim().is_empty() {
+            return Err(ApiError::daemon(
+                StatusCode::BAD_REQUEST,
+                codes::BAD_REQUEST,
+                "command cannot be empty",
+            ));
+        }
+        if session.ended.is_cancelled() {
+            return Err(ApiError::daemon(
+                StatusCode::GONE,
+                codes::SESSION_ENDED,
+                format!("session {} is no longer accepting commands", session.id),
+            ));
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let cmd_file = session.dir.join(format!("{id}.sh"));
+        std::fs::write(&cmd_file, command).map_err(|e| internal("writing the command file", e))?;
+        let log = CommandLog::create(session.dir.join(format!("{id}.log")))
+            .map_err(|e| internal("creating the command log", e))?;
+        let cmd = Arc::new(SessionCommand {
+            id,
+            command: command.to_string(),
+            exit: watch::Sender::new(None),
+            accepts_input: run_async,
+            process: Mutex::new(None),
+            input: tokio::sync::Mutex::new(Vec::new()),
+            log,
+        });
+        lock(&session.commands).push(cmd.clone());
+        let task = tokio::spawn(run_session_command(
+            self.layout.clone(),
+            session.clone(),
+            cmd.clone(),
+            cmd_file,
+            env,
+        ));
+        let mut tasks = lock(&session.tasks);
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task);
+        Ok(cmd)
+    }
+}
+
+/// Counts an execute in flight until dropped.
+struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Session {
+    /// The command with this id: 404 if unknown.
+    pub(crate) fn command(&self, cmd_id: &str) -> Result<Arc<SessionCommand>, ApiError> {
+        lock(&self.commands)
+            .iter()
+            .find(|c| c.id == cmd_id)
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::daemon(
+                    StatusCode::NOT_FOUND,
+                    codes::NOT_FOUND,
+                    format!("command {cmd_id} not found in session {}", self.id),
+                )
+            })
+    }
+
+    /// The session as the API shows it.
+    pub(crate) fn to_dto(&self) -> dto::Session {
+        dto::Session {
+            session_id: self.id.clone(),
+            commands: lock(&self.commands).iter().map(|c| c.to_dto()).collect(),
+        }
+    }
+
+    /// Whether the session was deleted (or its sandbox stopped).
+    pub(crate) fn ended(&self) -> &CancellationToken {
+        &self.ended
+    }
+
+    /// Stop accepting commands, kill every process the session started, wait for its command
+    /// tasks, and delete its files.
+    async fn end(&self) {
+        self.ended.cancel();
+        let commands = lock(&self.commands).clone();
+        let processes: Vec<_> = commands.iter().filter_map(|c| c.process()).collect();
+        futures::future::join_all(processes.iter().map(|p| p.kill())).await;
+        let tasks = std::mem::take(&mut *lock(&self.tasks));
+        for task in tasks {
+            if tokio::time::timeout(TASK_SETTLE, task).await.is_err() {
+                tracing::warn!(session = %self.id, "a session command task did not finish");
+            }
+        }
+        if let Err(e) = std::fs::remove_dir_all(&self.dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(session = %self.id, error = %e, "removing the session dir failed");
+        }
+    }
+}
+
+impl SessionCommand {
+    /// The command id.
+    pub(crate) fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn process(&self) -> Option<Arc<BackgroundProcess>> {
+        lock(&self.process).clone()
+    }
+
+    /// Exit code once finished.
+    pub(crate) fn exit_code(&self) -> Option<i32> {
+        *self.exit.borrow()
+    }
+
+    /// The log of this command.
+    pub(crate) fn log(&self) -> &CommandLog {
+        &self.log
+    }
+
+    /// Wait for the exit code; `None` if the session ended first.
+    pub(crate) async fn wait(&self, ended: &CancellationToken) -> Option<i32> {
+        let mut rx = self.exit.subscribe();
+        tokio::select! {
+            code = rx.wait_for(Option::is_some) => code.ok().and_then(|c| *c),
+            _ = ended.cancelled() => self.exit_code(),
+        }
+    }
+
+    /// The command as the API shows it.
+    pub(crate) fn to_dto(&self) -> dto::Command {
+        dto::Command {
+            id: self.id.clone(),
+            command: self.command.clone(),
+            exit_code: self.exit_code(),
+        }
+    }
+
+    /// Write `data` to the command's stdin: 410 once it finished, 400 for a sync command.
+    pub(crate) async fn send_input(&self, data: &[u8]) -> Result<(), ApiError> {
+        if self.exit_code().is_some() {
+            return Err(ApiError::daemon(
+                StatusCode::GONE,
+                codes::COMMAND_ALREADY_COMPLETED,
+                format!("command {} has already completed", self.id),
+            ));
+        }
+        if !self.accepts_input {
+            return Err(ApiError::daemon(
+                StatusCode::BAD_REQUEST,
+                codes::BAD_REQUEST,
+                format!(
+                    "command {} was not started with runAsync, so its stdin is closed",
+                    self.id
+                ),
+            ));
+        }
+        let mut queued = self.input.lock().await;
+        let Some(process) = self.process() else {
+            queued.extend_from_slice(data);
+            return Ok(());
+        };
+        process.write_stdin(data).await.map_err(|e| {
+            ApiError::daemon(
+                StatusCode::GONE,
+                codes::COMMAND_ALREADY_COMPLETED,
+                format!("command {} no longer reads input: {e}", self.id),
+            )
+        })
+    }
+}
+
+/// The shell text that runs one session command with the session's saved state.
+fn session_wrapper(state_dir: &str, cmd_file: &str, bash: bool) -> String {
+    let env_file = shell_single_quote(&format!("{state_dir}/env"));
+    let cmd_file = shell_single_quote(cmd_file);
+    let clear_exports = if bash {
+        // So a variable the previous command unset stays unset.
+        "for __dtn_v in $(compgen -e); do unset \"$__dtn_v\" 2>/dev/null; done; unset __dtn_v\n"
+    } else {
+        ""
+    };
+    format!(
+        "if [ -r {env_file} ]; then\n\
+         {clear_exports}. {env_file}\n\
+         cd -- \"$__DTN_CWD\" 2>/dev/null\n\
+         unset __DTN_CWD\n\
+         fi\n\
+         __dtn_save() {{ __dtn_ec=$?; export __DTN_CWD=\"$PWD\"; export -p > {env_file}; exit \"$__dtn_ec\"; }}\n\
+         trap __dtn_save EXIT\n\
+         . {cmd_file}\n"
+    )
+}
+
+/// Wait for the session's turn, run the command, pump its output into the log, record its exit.
+async fn run_session_command(
+    layout: Arc<SandboxLayout>,
+    session: Arc<Session>,
+    cmd: Arc<SessionCommand>,
+    cmd_file: PathBuf,
+    env: BTreeMap<String, String>,
+) {
+    let _turn = tokio::select! {
+        turn = session.turn.clone().lock_owned() => turn,
+        _ = session.ended.cancelled() => {
+            cmd.log.finish();
+            return;
+        }
+    };
+    if session.ended.is_cancelled() {
+        cmd.log.finish();
+        return;
+    }
+    let code = match start_and_pump(&layout, &session, &cmd, &cmd_file, env).await {
+        Ok(code) => code,
+        Err(message) => {
+            // As the daemon reports a command it could not start: on stderr, exit code -1.
+            let mut line = Vec::new();
+            let mut labeller = Labeller::new(Stream::Stderr);
+            labeller.push(message.as_bytes(), &mut line);
+            labeller.finish(&mut line);
+            if let Ok(mut w) = cmd.log.writer().await
+                && let Err(e) = w.append(&line).await
+            {
+                tracing::warn!(error = %e, "writing a session command log failed");
+            }
+            -1
+        }
+    };
+    cmd.exit.send_replace(Some(code));
+    cmd.log.finish();
+}
+
+async fn start_and_pump(
+    layout: &SandboxLayout,
+    session: &Session,
+    cmd: &SessionCommand,
+    cmd_file: &std::path::Path,
+    env: BTreeMap<String, String>,
+) -> Result<i32, String> {
+    let state_dir = layout
+        .state_path_for_command(&session.dir)
+        .ok_or("the session dir is outside the daemon state dir")?;
+    let cmd_path = layout
+        .state_path_for_command(cmd_file)
+        .ok_or("the command file is outside the daemon state dir")?;
+    let bash = layout.shell().ends_with("bash");
+    let wrapper = session_wrapper(&state_dir, &cmd_path, bash);
+    let prepared = layout
+        .command_spec(&wrapper, None, &env)
+        .map_err(|e| e.message)?;
+    let process = BackgroundProcess::spawn(prepared.spec.clone(), true, SESSION_RETENTION)
+        .map_err(|e| e.to_string())?;
+    {
+        let mut input = cmd.input.lock().await;
+        *lock(&cmd.process) = Some(process.clone());
+        if cmd.accepts_input {
+            let queued = std::mem::take(&mut *input);
+            if !queued.is_empty()
+                && let Err(e) = process.write_stdin(&queued).await
+            {
+                tracing::debug!(error = %e, "queued input was not taken");
+            }
+        } else {
+            // Sync commands read end-of-file, as `< /dev/null` on the daemon.
+            let _ = process.close_stdin().await;
+        }
+    }
+    if session.ended.is_cancelled() {
+        // The session ended between our turn starting and the process being recorded, so
+        // `Session::end` may not have seen it.
+        process.kill().await;
+    }
+    let code = pump(&process, &cmd.log).await;
+    drop(prepared);
+    Ok(code)
+}
+
+/// Copy the process's output into the log, labelled, until it exits; returns the exit code.
+async fn pump(process: &BackgroundProcess, log: &CommandLog) -> i32 {
+    let mut changes = process.changes();
+    let mut offsets = OutputOffsets::default();
+    let mut out_labels = Labeller::new(Stream::Stdout);
+    let mut err_labels = Labeller::new(Stream::Stderr);
+    let mut writer = match log.writer().await {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!(error = %e, "opening a session command log failed");
+            None
+        }
+    };
+    loop {
+        changes.borrow_and_update();
+        let output = process.output_since(offsets);
+        offsets = output.next;
+        let mut chunk = Vec::new();
+        out_labels.push(&output.stdout, &mut chunk);
+        err_labels.push(&output.stderr, &mut chunk);
+        let exited = match output.state {
+            ProcessState::Exited(code) => {
+                out_labels.finish(&mut chunk);
+                err_labels.finish(&mut chunk);
+                Some(code)
+            }
+            ProcessState::Running => None,
+        };
+        if let Some(w) = writer.as_mut()
+            && let Err(e) = w.append(&chunk).await
+        {
+            tracing::warn!(error = %e, "writing a session command log failed");
+        }
+        if let Some(code) = exited {
+            return code;
+        }
+        if changes.changed().await.is_err() {
+            // The process dropped its sender: nothing more will come.
+            return process.exit_code().unwrap_or(-1);
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::layout::Isolation;
+
+    fn runtime() -> (tempfile::TempDir, SandboxRuntime) {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Arc::new(
+            SandboxLayout::create_with(&dir.path().join("sb"), "/home/daytona", Isolation::Host)
+                .unwrap(),
+        );
+        (dir, SandboxRuntime::new(layout))
+    }
+
+    #[tokio::test]
+    async fn session_state_carries_over_between_commands() {
+        let (_d, rt) = runtime();
+        rt.create_session("s").unwrap();
+        let s = rt.session("s").unwrap();
+        let env = BTreeMap::new();
+        let a = rt
+            .exec(
+                &s,
+                "mkdir -p sub && cd sub && export GREETING='hi there'",
+                false,
+                env.clone(),
+            )
+            .unwrap();
+        assert_eq!(a.wait(s.ended()).await, Some(0));
+        let b = rt
+            .exec(&s, "pwd; echo \"$GREETING\"; exit 3", false, env)
+            .unwrap();
+        assert_eq!(b.wait(s.ended()).await, Some(3));
+        let log = b.log().read_all().await.unwrap();
+        let (out, _) = crate::toolbox::command_log::demux(&log);
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.ends_with("/home/sub\nhi there\n"), "{out:?}");
+        rt.shutdown().await;
+        assert_eq!(rt.snapshot().live_processes, 0);
+        assert!(rt.snapshot().sessions.is_empty());
+    }
+
+    #[tokio::test]
+    async fn duplicate_sessions_conflict_and_unknown_ones_are_404() {
+        let (_d, rt) = runtime();
+        rt.create_session("s").unwrap();
+        assert_eq!(
+            rt.create_session("s").unwrap_err().status,
+            StatusCode::CONFLICT
+        );
+        assert_eq!(rt.session("t").unwrap_err().status, StatusCode::NOT_FOUND);
+        assert_eq!(
+            rt.delete_session("t").await.unwrap_err().status,
+            StatusCode::NOT_FOUND
+        );
+        rt.delete_session("s").await.unwrap();
+        assert!(rt.session("s").is_err());
+    }
+}
