@@ -12,3 +12,7 @@ pub use workspace_core::*;
 pub use workspace_local as local;
 #[cfg(feature = "local")]
 pub use workspace_local::LocalSandbox;
+
+/// The sandbox as LLM tools: JSON-Schema definitions, one dispatcher, output shaped for a model.
+#[cfg(feature = "tools")]
+pub use workspace_tools as tools;
