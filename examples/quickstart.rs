@@ -41,7 +41,9 @@ async fn run(sandbox: &dyn WorkspaceSandbox) -> Result<(), Box<dyn std::error::E
         .timeout(Duration::from_secs(30))
         .on_stdout(|chunk| print!("  [stdout] {chunk}"))
         .on_stderr(|chunk| print!("  [stderr] {chunk}"));
-    let result = sandbox.execute_command("sh", &["count.sh".into()], opts).await?;
+    let result = sandbox
+        .execute_command("sh", &["count.sh".into()], opts)
+        .await?;
     println!(
         "exit code {} in {:?} (timed out: {})",
         result.exit_code, result.duration, result.timed_out

@@ -17,7 +17,10 @@ fn sdk_dir() -> PathBuf {
 }
 
 async fn ensure_node_modules(dir: &Path) {
-    if dir.join("node_modules/@daytonaio/sdk/package.json").is_file() {
+    if dir
+        .join("node_modules/@daytonaio/sdk/package.json")
+        .is_file()
+    {
         return;
     }
     let status = Command::new("npm")
@@ -77,7 +80,10 @@ async fn official_typescript_sdk_passes_against_the_emulator() {
     let exited_after = tally_at.map(|t| t.elapsed());
     emulator.shutdown().await;
 
-    let failures: Vec<_> = transcript.iter().filter(|l| l.starts_with("FAIL")).collect();
+    let failures: Vec<_> = transcript
+        .iter()
+        .filter(|l| l.starts_with("FAIL"))
+        .collect();
     assert!(failures.is_empty(), "SDK checks failed:\n{failures:#?}");
     assert!(status.success(), "node exited with {status}");
     let tally = transcript
