@@ -468,9 +468,15 @@ async fn paths_outside_the_sandbox_are_refused_and_nothing_outside_is_touched() 
     let target = fx.target();
     // Outside every sandbox path in both modes (a host /tmp path would name the sandbox's own
     // /tmp under bubblewrap; that case is checked at the end).
-    let outside = tempfile::Builder::new()
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .unwrap();
+    // The host directory must not itself lie under /tmp: under bubblewrap the sandbox's /tmp
+    // hides the host's, so a link into the host's /tmp would merely dangle (404), proving less.
+    let base = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let base = if base.starts_with("/tmp") {
+        std::path::Path::new("/var/tmp")
+    } else {
+        base
+    };
+    let outside = tempfile::Builder::new().tempdir_in(base).unwrap();
     let secret = outside.path().join("secret.txt");
     std::fs::write(&secret, b"host secret").unwrap();
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
