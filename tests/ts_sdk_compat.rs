@@ -32,10 +32,45 @@ async fn ensure_node_modules(dir: &Path) {
     assert!(status.success(), "npm ci failed in {}", dir.display());
 }
 
+/// Runs git on the host for test setup, panicking on failure.
+fn host_git(cwd: &Path, args: &[&str]) {
+    let out = std::process::Command::new("git")
+        .args([
+            "-c",
+            "user.name=Compat",
+            "-c",
+            "user.email=compat@example.com",
+        ])
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("git must be installed to run the TypeScript SDK compatibility test");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A bare repository with one commit on `main`, for the SDK's `git.clone` check.
+fn bare_repo(dir: &Path) -> PathBuf {
+    let bare = dir.join("origin.git");
+    host_git(dir, &["init", "--bare", "-b", "main", "origin.git"]);
+    let work = dir.join("work");
+    host_git(dir, &["clone", "origin.git", "work"]);
+    std::fs::write(work.join("README.md"), "compat\n").expect("write README");
+    host_git(&work, &["add", "README.md"]);
+    host_git(&work, &["commit", "-m", "initial"]);
+    host_git(&work, &["push", "origin", "HEAD:main"]);
+    bare
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn official_typescript_sdk_passes_against_the_emulator() {
     let dir = sdk_dir();
     ensure_node_modules(&dir).await;
+    let repos = tempfile::tempdir().expect("temp dir");
+    let git_repo = bare_repo(repos.path());
 
     let emulator = daytona_emulator::Emulator::builder()
         .api_key(API_KEY)
@@ -52,6 +87,7 @@ async fn official_typescript_sdk_passes_against_the_emulator() {
         .env("HOME", std::env::var_os("HOME").unwrap_or_default())
         .env("DAYTONA_API_URL", emulator.api_url())
         .env("DAYTONA_API_KEY", API_KEY)
+        .env("COMPAT_GIT_REPO", &git_repo)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -15,16 +15,16 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// `cpu`/`gpu`/`memory`/`disk` as JSON numbers: whole values go out as integers (`2`, not `2.0`).
-mod quantity {
+pub(crate) mod quantity {
     use serde::Serializer;
 
     /// Whole values in this range survive the round trip through `i64` exactly.
     const EXACT_INT_LIMIT: f64 = 9_007_199_254_740_992.0;
 
-    pub(super) fn serialize<S: Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
         if value.is_finite() && value.fract() == 0.0 && value.abs() < EXACT_INT_LIMIT {
             // The guard above makes the cast exact.
             #[allow(clippy::cast_possible_truncation)]
@@ -86,8 +86,8 @@ macro_rules! wire_enum {
             pub const KNOWN: &'static [$name] = &[ $( $name::$variant, )+ ];
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
@@ -99,20 +99,23 @@ macro_rules! wire_enum {
             }
         }
 
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        impl ::serde::Serialize for $name {
+            fn serialize<S: ::serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
                 serializer.serialize_str(self.as_str())
             }
         }
 
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let s = String::deserialize(deserializer)?;
+        impl<'de> ::serde::Deserialize<'de> for $name {
+            fn deserialize<D: ::serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let s = <String as ::serde::Deserialize>::deserialize(deserializer)?;
                 Ok($name::from_wire(&s))
             }
         }
     };
 }
+
+/// Lets the other DTO modules declare their string enums the same way.
+pub(crate) use wire_enum;
 
 wire_enum! {
     /// `SandboxState`: where a sandbox is. The API reports `started` with desired `stopped` as

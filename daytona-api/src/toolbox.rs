@@ -63,6 +63,16 @@ pub mod codes {
     pub const GIT_BRANCH_NOT_FOUND: &str = "GIT_BRANCH_NOT_FOUND";
     /// Git branch already exists (409).
     pub const GIT_BRANCH_EXISTS: &str = "GIT_BRANCH_EXISTS";
+    /// A push was rejected as not fast-forward (409).
+    pub const GIT_PUSH_REJECTED: &str = "GIT_PUSH_REJECTED";
+    /// Local changes stand in the way (409).
+    pub const GIT_DIRTY_WORKTREE: &str = "GIT_DIRTY_WORKTREE";
+    /// A merge (pull) stopped on conflicts (409).
+    pub const GIT_MERGE_CONFLICT: &str = "GIT_MERGE_CONFLICT";
+    /// The remote could not be reached (502).
+    pub const GIT_TRANSPORT_FAILED: &str = "GIT_TRANSPORT_FAILED";
+    /// The remote refused the update, e.g. a hook declined it (422).
+    pub const GIT_REMOTE_REJECTED: &str = "GIT_REMOTE_REJECTED";
 }
 
 /// The `source` value newer daemons put in error bodies.

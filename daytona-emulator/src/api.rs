@@ -7,11 +7,14 @@
 //! authentication, toolbox activity tracking.
 
 mod body;
+mod build_logs;
 mod control;
 mod list;
 mod middleware;
 mod sandboxes;
+mod snapshots;
 mod socketio;
+mod volumes;
 
 use axum::Router;
 use axum::middleware::{from_fn, from_fn_with_state};
@@ -54,6 +57,30 @@ fn api_routes() -> Router<AppState> {
             "/sandbox/{id}/ports/{port}/signed-preview-url",
             get(s::signed_preview),
         )
+        .route(
+            "/sandbox/{id}/ports/{port}/signed-preview-url/{token}/expire",
+            post(s::expire_signed_preview),
+        )
+        .route(
+            "/sandbox/{id}/build-logs-url",
+            get(build_logs::sandbox_logs_url),
+        )
+        .route("/sandbox/{id}/build-logs", get(build_logs::sandbox_logs))
+        .route("/snapshots", get(snapshots::list).post(snapshots::create))
+        .route(
+            "/snapshots/{id}",
+            get(snapshots::get).delete(snapshots::delete),
+        )
+        .route("/snapshots/{id}/activate", post(snapshots::activate))
+        .route("/snapshots/{id}/deactivate", post(snapshots::deactivate))
+        .route(
+            "/snapshots/{id}/build-logs-url",
+            get(build_logs::snapshot_logs_url),
+        )
+        .route("/snapshots/{id}/build-logs", get(build_logs::snapshot_logs))
+        .route("/volumes", get(volumes::list).post(volumes::create))
+        .route("/volumes/by-name/{name}", get(volumes::get_by_name))
+        .route("/volumes/{id}", get(volumes::get).delete(volumes::delete))
         .route("/socket.io/", get(socketio::handshake))
         .route("/socket.io", get(socketio::handshake))
 }

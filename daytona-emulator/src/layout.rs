@@ -138,6 +138,18 @@ fn probe_bwrap() -> Result<(), String> {
     }
 }
 
+/// The host path of `program` as a command of a sandbox would find it on its default `PATH`
+/// (the directories of the host's read-only system tree, in both isolation modes).
+pub fn find_program(program: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    DEFAULT_PATH
+        .split(':')
+        .map(|dir| Path::new(dir).join(program))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
 /// The shell commands run in: bash when installed (as the real daemon prefers zsh/bash), else sh.
 fn shell_path() -> &'static Path {
     static SHELL: OnceLock<PathBuf> = OnceLock::new();
@@ -177,6 +189,18 @@ pub struct PreparedCommand {
     _script: Option<tempfile::TempPath>,
 }
 
+/// Extra settings for [`SandboxLayout::command_spec_with`].
+#[derive(Debug, Clone, Default)]
+pub struct CommandExtras {
+    /// Host paths (canonical, absolute) made visible read-only at the same path inside the
+    /// bubblewrap namespace, e.g. the local repository a `git clone` reads. Host mode ignores
+    /// them: every host path is visible there anyway.
+    pub ro_binds: Vec<PathBuf>,
+    /// Bind the host's `/dev/pts` (bubblewrap only), so a terminal the emulator opened is a
+    /// terminal for the command too.
+    pub host_pts: bool,
+}
+
 /// Directories of one sandbox and the mapping between sandbox paths and host paths.
 #[derive(Debug)]
 pub struct SandboxLayout {
@@ -186,9 +210,14 @@ pub struct SandboxLayout {
     workspace: PathBuf,
     state: PathBuf,
     home_path: String,
+    /// The home dir as a sandbox would name it under bubblewrap (`/home/daytona`), whatever the
+    /// mode: volume mount paths are written against it.
+    virtual_home: String,
     user: String,
     isolation: Isolation,
     mounts: Vec<Mount>,
+    /// Sandbox paths of the volumes mounted with [`SandboxLayout::add_volume`].
+    volumes: Vec<String>,
 }
 
 impl SandboxLayout {
@@ -252,6 +281,7 @@ impl SandboxLayout {
                 })
                 .collect::<io::Result<Vec<_>>>()?,
         };
+        let virtual_home = home_path.clone();
         let home_path = match isolation {
             Isolation::Bubblewrap => home_path,
             Isolation::Host => host_to_str(&home)?,
@@ -263,10 +293,119 @@ impl SandboxLayout {
             workspace,
             state,
             home_path,
+            virtual_home,
             user,
             isolation,
             mounts,
+            volumes: Vec::new(),
         })
+    }
+
+    /// Mounts a volume's host directory `host_dir` at the sandbox path `mount_path`, for
+    /// commands and the file API alike. Call before the layout is shared.
+    ///
+    /// Where a volume may go:
+    /// - below the home dir, `/tmp` or `/workspace` (in both modes; in host mode the mount point
+    ///   is a symlink in the sandbox's directory, and the volume's sandbox path is that host
+    ///   path, as every sandbox path is in host mode);
+    /// - under bubblewrap also at a new top-level directory such as `/data` (one the host's root
+    ///   does not have: `/etc/x` would need a directory inside the read-only host `/etc`).
+    ///
+    /// Anything else (relative paths, `/`, system directories, the sandbox's own directories
+    /// themselves, a path inside another volume) is a 400 naming the path.
+    pub fn add_volume(&mut self, mount_path: &str, host_dir: &Path) -> Result<String, ApiError> {
+        let invalid = |why: &str| {
+            ApiError::bad_request(format!("Invalid volume mount path {mount_path:?}: {why}"))
+        };
+        if mount_path.split('/').any(|c| c == "..") {
+            return Err(invalid("`..` is not allowed"));
+        }
+        let normalized =
+            normalize_absolute(mount_path).ok_or_else(|| invalid("it must be an absolute path"))?;
+        if normalized == "/" {
+            return Err(invalid("a volume cannot replace /"));
+        }
+        if let Some(other) = self.volumes.iter().find(|v| {
+            **v == normalized
+                || normalized.starts_with(&format!("{v}/"))
+                || v.starts_with(&format!("{normalized}/"))
+        }) {
+            return Err(invalid(&format!(
+                "it overlaps the volume mounted at {other}"
+            )));
+        }
+        let host_dir = host_dir.canonicalize().map_err(|e| {
+            tracing::error!(dir = %host_dir.display(), error = %e, "volume directory unusable");
+            ApiError::internal()
+        })?;
+        let roots = [
+            (self.virtual_home.clone(), self.home.clone()),
+            ("/tmp".to_string(), self.tmp.clone()),
+            ("/workspace".to_string(), self.workspace.clone()),
+        ];
+        let allowed = format!(
+            "volumes go below {}, /tmp or /workspace{}",
+            self.virtual_home,
+            match self.isolation {
+                Isolation::Bubblewrap => ", or at a new top-level directory such as /data",
+                Isolation::Host => " (other places need bubblewrap, which is not in use)",
+            }
+        );
+        for (root, host_root) in &roots {
+            if normalized == *root {
+                return Err(invalid(&format!(
+                    "{root} is one of the sandbox's own directories; {allowed}"
+                )));
+            }
+            let Some(rest) = normalized
+                .strip_prefix(root.as_str())
+                .and_then(|r| r.strip_prefix('/'))
+            else {
+                continue;
+            };
+            let point = host_root.join(rest);
+            let io_err = |e: io::Error| {
+                tracing::error!(point = %point.display(), error = %e, "cannot prepare a volume mount point");
+                ApiError::internal()
+            };
+            let sandbox = match self.isolation {
+                Isolation::Bubblewrap => {
+                    std::fs::create_dir_all(&point).map_err(io_err)?;
+                    normalized.clone()
+                }
+                Isolation::Host => {
+                    if let Some(parent) = point.parent() {
+                        std::fs::create_dir_all(parent).map_err(io_err)?;
+                    }
+                    std::os::unix::fs::symlink(&host_dir, &point).map_err(io_err)?;
+                    host_to_str(&point).map_err(io_err)?
+                }
+            };
+            self.mounts.push(Mount {
+                sandbox: sandbox.clone(),
+                host: host_dir,
+            });
+            self.volumes.push(normalized);
+            return Ok(sandbox);
+        }
+        if self.isolation == Isolation::Host {
+            return Err(invalid(&allowed));
+        }
+        let top = components(&normalized).next().unwrap_or_default();
+        let reserved = top == STATE_MOUNT.trim_start_matches('/')
+            || ["proc", "dev"].contains(&top.as_str())
+            || Path::new("/").join(&top).symlink_metadata().is_ok();
+        if reserved {
+            return Err(invalid(&format!(
+                "/{top} is a directory of the host system; {allowed}"
+            )));
+        }
+        self.mounts.push(Mount {
+            sandbox: normalized.clone(),
+            host: host_dir,
+        });
+        self.volumes.push(normalized.clone());
+        Ok(normalized)
     }
 
     /// The shell commands run in (bash when installed, else sh).
@@ -415,17 +554,43 @@ impl SandboxLayout {
         }
     }
 
-    /// The sandbox path of a host path inside one of the sandbox's directories.
+    /// The sandbox path of a host path inside one of the sandbox's directories (or volumes).
     pub fn to_sandbox(&self, host: &Path) -> Option<String> {
-        self.mounts.iter().find_map(|m| {
-            let rel = host.strip_prefix(&m.host).ok()?;
-            let rel = rel.to_string_lossy();
-            Some(if rel.is_empty() {
-                m.sandbox.clone()
-            } else {
-                format!("{}/{}", m.sandbox, rel)
+        self.mounts
+            .iter()
+            .filter_map(|m| {
+                let rel = host.strip_prefix(&m.host).ok()?;
+                let rel = rel.to_string_lossy();
+                let path = if rel.is_empty() {
+                    m.sandbox.clone()
+                } else {
+                    format!("{}/{}", m.sandbox, rel)
+                };
+                Some((m.host.as_os_str().len(), path))
             })
-        })
+            .max_by_key(|(depth, _)| *depth)
+            .map(|(_, path)| path)
+    }
+
+    /// Whether commands of this sandbox fail to see the host path `path` under its own name.
+    /// Under bubblewrap the host's top-level directories that the sandbox's own directories
+    /// live in (`/home`, `/tmp`, `/workspace`, a volume's top directory) are replaced, as are
+    /// `/proc` and `/dev`; everything else of the host is visible read-only. Host mode hides
+    /// nothing.
+    pub fn hides_host_path(&self, path: &Path) -> bool {
+        if self.isolation == Isolation::Host {
+            return false;
+        }
+        let Some(top) = path.to_str().and_then(|p| components(p).next()) else {
+            return true;
+        };
+        top == "proc"
+            || top == "dev"
+            || top == STATE_MOUNT.trim_start_matches('/')
+            || self
+                .mounts
+                .iter()
+                .any(|m| components(&m.sandbox).next().as_deref() == Some(top.as_str()))
     }
 
     /// Whether `host` is one of the sandbox's own directories itself (its home, `/tmp` or
@@ -434,16 +599,21 @@ impl SandboxLayout {
         self.mounts.iter().any(|m| m.host == host)
     }
 
-    /// Host path of a normalized absolute sandbox path inside a mount.
+    /// Host path of a normalized absolute sandbox path inside a mount. The deepest mount wins,
+    /// so a volume mounted below the home dir shadows the home dir's own directory there.
     fn mount_host(&self, sandbox: &str) -> Option<PathBuf> {
-        self.mounts.iter().find_map(|m| {
-            if sandbox == m.sandbox {
-                Some(m.host.clone())
-            } else {
-                let rest = sandbox.strip_prefix(&m.sandbox)?.strip_prefix('/')?;
-                Some(m.host.join(rest))
-            }
-        })
+        self.mounts
+            .iter()
+            .filter_map(|m| {
+                if sandbox == m.sandbox {
+                    Some((m.sandbox.len(), m.host.clone()))
+                } else {
+                    let rest = sandbox.strip_prefix(&m.sandbox)?.strip_prefix('/')?;
+                    Some((m.sandbox.len(), m.host.join(rest)))
+                }
+            })
+            .max_by_key(|(depth, _)| *depth)
+            .map(|(_, host)| host)
     }
 
     /// The environment every command starts from: a minimal base, then `env` (sandbox env and
@@ -479,6 +649,18 @@ impl SandboxLayout {
         cwd: Option<&str>,
         env: &BTreeMap<String, String>,
     ) -> Result<PreparedCommand, ApiError> {
+        self.command_spec_with(script, cwd, env, &CommandExtras::default())
+    }
+
+    /// [`SandboxLayout::command_spec`] with [`CommandExtras`]: host paths shown read-only, the
+    /// host's `/dev/pts` for terminals.
+    pub fn command_spec_with(
+        &self,
+        script: &str,
+        cwd: Option<&str>,
+        env: &BTreeMap<String, String>,
+        extras: &CommandExtras,
+    ) -> Result<PreparedCommand, ApiError> {
         let cwd = match cwd {
             Some(c) if !c.is_empty() => self.resolve(c, true)?,
             _ => ResolvedPath {
@@ -513,10 +695,23 @@ impl SandboxLayout {
                 args.extend(
                     ["--dev", "/dev", "--proc", "/proc", "--die-with-parent"].map(OsString::from),
                 );
-                for m in &self.mounts {
+                if extras.host_pts {
+                    // bwrap's `--dev` brings a fresh devpts instance, where the terminal the
+                    // emulator opened does not exist; `tty` would then fail inside.
+                    args.extend(["--dev-bind", "/dev/pts", "/dev/pts"].map(OsString::from));
+                }
+                // Parents before children: a volume below the home dir is bound after the home.
+                let mut mounts: Vec<&Mount> = self.mounts.iter().collect();
+                mounts.sort_by_key(|m| m.sandbox.matches('/').count());
+                for m in mounts {
                     args.push("--bind".into());
                     args.push(m.host.clone().into_os_string());
                     args.push(m.sandbox.clone().into());
+                }
+                for source in &extras.ro_binds {
+                    args.push("--ro-bind".into());
+                    args.push(source.clone().into_os_string());
+                    args.push(source.clone().into_os_string());
                 }
                 args.push("--bind".into());
                 args.push(self.state.clone().into_os_string());

@@ -23,35 +23,50 @@
 //! What it serves:
 //! - `/api/sandbox...`: create, get, list (cursor and deprecated page-based), delete, start,
 //!   stop, archive, recover, labels, auto-stop/archive/delete, TTL, public, network settings,
-//!   resize, last-activity, toolbox-proxy-url, preview URLs — see [`api`].
+//!   resize, last-activity, toolbox-proxy-url, build logs, preview URLs — see [`api`].
+//! - `/api/snapshots...` ([`snapshots`]) and `/api/volumes...` ([`volumes`]).
 //! - `/api/socket.io/`: a minimal socket.io server pushing `sandbox.*` events.
-//! - `/toolbox/{sandboxId}/...`: the daemon API — see [`toolbox`].
+//! - `/toolbox/{sandboxId}/...`: the daemon API (processes, sessions, PTYs, code run, git,
+//!   files) — see [`toolbox`].
+//! - `/_emulator/preview...`: preview links, forwarded to servers inside sandboxes
+//!   ([`preview`]).
 //! - `/_emulator/...`: test control (request log, fault rules, sandbox inspection, stopping or
 //!   failing a sandbox underneath its client), without authentication.
+//!
+//! **Images are never pulled or built**: a create from an image walks its Dockerfile as an
+//! emulated build with real states and a real log stream, and the sandbox runs on this
+//! machine's own system — see [`build`].
 //!
 //! ## Internal seams (who owns what)
 //! - [`state`]: the emulator's shared state ([`state::AppState`]), sandboxes, fault rules,
 //!   request log. Hands the toolbox a [`state::ToolboxTarget`].
-//! - [`lifecycle`]: sandbox state transitions and the auto-stop ticker.
+//! - [`lifecycle`]: sandbox state transitions (image builds included) and the auto-stop,
+//!   auto-archive, auto-delete and TTL ticker.
+//! - [`build`]: Dockerfile reading, emulated build steps and build logs.
+//! - [`snapshots`], [`volumes`], [`preview`]: snapshot and volume registries, preview links.
 //! - [`api`]: control-plane routes (`/api/...`), socket.io, auth, fault and log layers.
 //! - [`server`]: [`Emulator`] builder, [`EmulatorHandle`], the accept loop.
 //! - [`faults`] and [`request_log`]: fault rules and the request log.
 //! - [`layout`]: a sandbox's directory on the host, the mapping between sandbox paths and host
 //!   paths (confinement), and how a command line becomes a local process (bwrap or plain).
-//! - [`toolbox`]: toolbox routes and [`toolbox::SandboxRuntime`], the sessions and processes
-//!   alive in one sandbox.
+//! - [`toolbox`]: toolbox routes and [`toolbox::SandboxRuntime`], the sessions, PTYs and
+//!   processes alive in one sandbox.
 //! - [`error`]: API and daemon error bodies.
 
 pub mod api;
+pub mod build;
 pub mod error;
 pub mod faults;
 pub mod layout;
 pub mod lifecycle;
+pub mod preview;
 mod provision;
 pub mod request_log;
 pub mod server;
+pub mod snapshots;
 pub mod state;
 pub mod toolbox;
+pub mod volumes;
 
 pub use error::{ApiError, ErrorSource};
 pub use faults::{FaultAction, FaultRule, InstalledFault, WsDrop};

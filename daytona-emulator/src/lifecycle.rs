@@ -24,10 +24,11 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use daytona_api::sandbox::{
     BackupState, BuildInfo, CreateSandbox, ResizeSandbox, Sandbox, SandboxClass,
-    SandboxDesiredState, SandboxState, UpdateSandboxNetworkSettings,
+    SandboxDesiredState, SandboxState, SandboxVolume, UpdateSandboxNetworkSettings,
 };
 use rand::Rng;
 
+use crate::build::{BuildLog, build_ref, dockerfile_env, parse_dockerfile, run_build};
 use crate::error::ApiError;
 use crate::layout::SandboxLayout;
 use crate::provision;
@@ -81,19 +82,6 @@ fn random_token() -> String {
     (0..32)
         .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
         .collect()
-}
-
-/// A stable content hash for `BuildInfo.snapshotRef` (FNV-1a; only needs to be deterministic).
-fn build_ref(dockerfile: &str, hashes: &[String]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in dockerfile
-        .bytes()
-        .chain(hashes.iter().flat_map(|s| s.bytes().chain([0])))
-    {
-        h ^= u64::from(byte);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("daytona-{h:016x}:0.0.1")
 }
 
 /// Checks the rules the API applies to a create beyond JSON types.
@@ -256,8 +244,14 @@ impl AppState {
             )));
         }
 
+        let from_snapshot = match (&req.build_info, non_empty(req.snapshot.as_ref())) {
+            (None, Some(snapshot)) => self.use_snapshot(&snapshot)?,
+            _ => None,
+        };
+        let mounts = self.volumes_for_mount(req.volumes.as_deref().unwrap_or_default())?;
+
         let dir = self.config().data_dir.join("sandboxes").join(&id);
-        let layout = provision::create_layout(&dir, &user)?;
+        let layout = provision::create_layout(&dir, &user, &mounts).await?;
         let runtime = provision::new_runtime(&layout);
 
         let now = Utc::now();
@@ -274,6 +268,10 @@ impl AppState {
         } else {
             (DEFAULT_CPU, 0, DEFAULT_MEMORY, DEFAULT_DISK)
         };
+        let (cpu, gpu, memory, disk) = match &from_snapshot {
+            Some(s) => (s.cpu, s.gpu, s.memory, s.disk),
+            None => (cpu as f64, gpu as f64, memory as f64, disk as f64),
+        };
         let auto_archive = match req.auto_archive_interval {
             None => DEFAULT_AUTO_ARCHIVE,
             Some(0) => MAX_AUTO_ARCHIVE,
@@ -287,11 +285,16 @@ impl AppState {
         dto.name = name.clone();
         dto.snapshot = if req.build_info.is_some() {
             None
+        } else if let Some(s) = &from_snapshot {
+            Some(s.name.clone())
         } else {
             Some(non_empty(req.snapshot.as_ref()).unwrap_or_else(|| DEFAULT_SNAPSHOT.to_string()))
         };
         dto.user = user.clone();
-        dto.env = req.env.clone().unwrap_or_default();
+        // The snapshot's Dockerfile `ENV` first; the request's own `env` wins.
+        let mut env = from_snapshot.map(|s| s.env).unwrap_or_default();
+        env.extend(req.env.clone().unwrap_or_default());
+        dto.env = env;
         dto.labels = req.labels.clone().unwrap_or_default();
         dto.public = req.public.unwrap_or(false);
         dto.network_block_all = req.network_block_all.unwrap_or(false);
@@ -300,17 +303,21 @@ impl AppState {
         dto.outbound_proxy_url = req.outbound_proxy_url.clone();
         dto.otel_endpoint_override = req.otel_endpoint_override.clone();
         dto.target = non_empty(req.target.as_ref()).unwrap_or_else(|| DEFAULT_TARGET.to_string());
-        dto.cpu = cpu as f64;
-        dto.gpu = gpu as f64;
-        dto.memory = memory as f64;
-        dto.disk = disk as f64;
+        dto.cpu = cpu;
+        dto.gpu = gpu;
+        dto.memory = memory;
+        dto.disk = disk;
         dto.spot = Some(req.spot.unwrap_or(false));
         dto.gpu_type = req
             .gpu_type
             .as_ref()
             .and_then(|t| t.first().cloned())
-            .filter(|_| gpu > 0);
-        dto.state = Some(if delayed {
+            .filter(|_| gpu > 0.0);
+        let building = req.build_info.is_some();
+        dto.state = Some(if building {
+            // A build always takes time, so clients see (and can follow) it.
+            SandboxState::PendingBuild
+        } else if delayed {
             SandboxState::Creating
         } else {
             SandboxState::Started
@@ -322,7 +329,16 @@ impl AppState {
         dto.auto_archive_interval = Some(auto_archive);
         dto.auto_delete_interval = Some(req.auto_delete_interval.unwrap_or(-1));
         dto.auto_destroy_at = ttl.map(|t| rfc3339(now + chrono_minutes(minute, t)));
-        dto.volumes = Some(req.volumes.clone().unwrap_or_default());
+        dto.volumes = Some(
+            mounts
+                .iter()
+                .map(|m| SandboxVolume {
+                    volume_id: m.volume_id.clone(),
+                    mount_path: m.mount_path.clone(),
+                    subpath: m.subpath.clone(),
+                })
+                .collect(),
+        );
         dto.build_info = req.build_info.as_ref().map(|b| BuildInfo {
             dockerfile_content: Some(b.dockerfile_content.clone()),
             context_hashes: Some(b.context_hashes.clone().unwrap_or_default()),
@@ -341,6 +357,7 @@ impl AppState {
         dto.linked_sandbox_id = linked_sandbox_id;
         dto.kvm = Some(req.kvm.unwrap_or(false));
 
+        let build_log = building.then(|| Arc::new(BuildLog::default()));
         let inserted = {
             let mut registry = self.registry();
             // Checked again: another create may have taken the name while the directory was made.
@@ -357,11 +374,13 @@ impl AppState {
                     last_activity: instant,
                     state_since: instant,
                     destroy_at: ttl.map(|t| instant + minutes(minute, t)),
-                    busy: delayed,
+                    busy: delayed && !building,
                     in_flight: 0,
                     auth_token: random_token(),
                     layout,
                     runtime,
+                    build: build_log.clone(),
+                    stopped_since: None,
                 };
                 let rendered = entry.render();
                 registry.entries.insert(id.clone(), entry);
@@ -382,7 +401,19 @@ impl AppState {
             "sandbox.created",
             serde_json::to_value(&rendered).unwrap_or_default(),
         );
-        if delayed {
+        if let (Some(log), Some(build)) = (build_log, req.build_info.clone()) {
+            let this = self.clone();
+            let snapshot_ref = rendered
+                .build_info
+                .as_ref()
+                .map(|b| b.snapshot_ref.clone())
+                .unwrap_or_default();
+            self.tasks().spawn(async move {
+                this.build_sandbox(&id, &build.dockerfile_content, &snapshot_ref, &log)
+                    .await;
+                log.finish();
+            });
+        } else if delayed {
             let this = self.clone();
             self.tasks().spawn(async move {
                 if this.transition_pause().await {
@@ -393,6 +424,59 @@ impl AppState {
             self.emit_state(&rendered, &SandboxState::Creating);
         }
         Ok(rendered)
+    }
+
+    /// The image build of a new sandbox: `pending_build` for one step, `building_snapshot`
+    /// while [`run_build`] walks the Dockerfile, then `started` (through `starting` with a
+    /// transition delay) with the Dockerfile's `ENV` added under the request's env; or
+    /// `build_failed` with `errorReason`. Stops quietly if the sandbox is deleted meanwhile.
+    async fn build_sandbox(&self, id: &str, dockerfile: &str, snapshot_ref: &str, log: &BuildLog) {
+        let step = self.config().build_step;
+        let cancel = self.shutdown_token();
+        tokio::select! {
+            _ = tokio::time::sleep(step) => {}
+            _ = cancel.cancelled() => return,
+        }
+        let steps = match parse_dockerfile(dockerfile) {
+            Ok(steps) => steps,
+            Err(reason) => {
+                log.push(reason.clone());
+                self.finish(id, SandboxState::BuildFailed, |e| {
+                    e.dto.error_reason = Some(reason);
+                    e.dto.recoverable = Some(false);
+                });
+                return;
+            }
+        };
+        if self
+            .finish(id, SandboxState::BuildingSnapshot, |_| {})
+            .is_none()
+        {
+            return;
+        }
+        if let Err(reason) = run_build(log, &steps, snapshot_ref, step, &cancel).await {
+            self.finish(id, SandboxState::BuildFailed, |e| {
+                e.dto.error_reason = Some(reason);
+                e.dto.recoverable = Some(false);
+            });
+            return;
+        }
+        let image_env = dockerfile_env(&steps);
+        let apply_env = |e: &mut SandboxEntry| {
+            for (k, v) in &image_env {
+                e.dto.env.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        };
+        if !self.config().transition_delay.is_zero()
+            && (self.finish(id, SandboxState::Starting, |_| {}).is_none()
+                || !self.transition_pause().await)
+        {
+            return;
+        }
+        self.finish(id, SandboxState::Started, |e| {
+            apply_env(e);
+            e.touch();
+        });
     }
 
     /// `GET /sandbox/{idOrName}`.
@@ -435,6 +519,7 @@ impl AppState {
                 let runtime = provision::new_runtime(&layout);
                 this.finish(&id, SandboxState::Started, |e| {
                     e.runtime = runtime;
+                    e.stopped_since = None;
                     e.touch();
                 })
             })
@@ -483,7 +568,9 @@ impl AppState {
                 if ephemeral {
                     this.finish_delete(&id).await
                 } else {
-                    this.finish(&id, SandboxState::Stopped, |_| {})
+                    this.finish(&id, SandboxState::Stopped, |e| {
+                        e.stopped_since = Some(Instant::now());
+                    })
                 }
             })
             .await)
@@ -569,6 +656,7 @@ impl AppState {
                     e.dto.error_reason = None;
                     e.dto.recoverable = None;
                     e.runtime = runtime;
+                    e.stopped_since = skip_start.then(Instant::now);
                     e.touch();
                 })
             })
@@ -869,7 +957,7 @@ impl AppState {
     }
 
     /// Waits out the transition delay; false when the emulator shuts down meanwhile.
-    async fn transition_pause(&self) -> bool {
+    pub(crate) async fn transition_pause(&self) -> bool {
         let delay = self.config().transition_delay;
         if delay.is_zero() {
             return true;
@@ -917,7 +1005,10 @@ impl AppState {
                     continue;
                 }
                 let idle = now.saturating_duration_since(e.last_activity);
-                let parked = now.saturating_duration_since(e.state_since);
+                // Auto-archive and auto-delete count from the stop (archiving does not reset it).
+                let stopped_for =
+                    now.saturating_duration_since(e.stopped_since.unwrap_or(e.state_since));
+                let del = e.dto.auto_delete_interval.unwrap_or(-1);
                 match e.state() {
                     SandboxState::Started => {
                         let limit = e.dto.auto_stop_interval.unwrap_or(0);
@@ -926,13 +1017,17 @@ impl AppState {
                         }
                     }
                     SandboxState::Stopped => {
-                        let del = e.dto.auto_delete_interval.unwrap_or(-1);
                         let arch = e.dto.auto_archive_interval.unwrap_or(0);
-                        if del > 0 && parked >= minutes(minute, del) {
+                        // 0 means "delete on stop": a sandbox set to it while already stopped
+                        // goes at the next tick.
+                        if del >= 0 && stopped_for >= minutes(minute, del) {
                             delete.push(id.clone());
-                        } else if arch > 0 && parked >= minutes(minute, arch) {
+                        } else if arch > 0 && stopped_for >= minutes(minute, arch) {
                             archive.push(id.clone());
                         }
+                    }
+                    SandboxState::Archived if del >= 0 && stopped_for >= minutes(minute, del) => {
+                        delete.push(id.clone());
                     }
                     _ => {}
                 }

@@ -31,6 +31,8 @@ OPTIONS:
                              auto-delete and TTL intervals [default: 60000]
     --transition-delay-ms <MS>
                              How long lifecycle transitions take [default: 0]
+    --build-step-ms <MS>     How long each step of an emulated image build takes (images are
+                             never pulled or built for real) [default: 200]
     -h, --help               Print this help
 
 The first line on stdout is the base URL, e.g. http://127.0.0.1:41234 (SDK apiUrl = <base>/api).
@@ -42,6 +44,7 @@ struct Args {
     data_dir: Option<String>,
     minute_ms: Option<u64>,
     transition_delay_ms: Option<u64>,
+    build_step_ms: Option<u64>,
 }
 
 fn parse_args() -> Result<Option<Args>, String> {
@@ -53,6 +56,7 @@ fn parse_args() -> Result<Option<Args>, String> {
         data_dir: None,
         minute_ms: None,
         transition_delay_ms: None,
+        build_step_ms: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -81,6 +85,10 @@ fn parse_args() -> Result<Option<Args>, String> {
             "--transition-delay-ms" => {
                 let v = value("--transition-delay-ms")?;
                 args.transition_delay_ms = Some(number("--transition-delay-ms", v)?);
+            }
+            "--build-step-ms" => {
+                let v = value("--build-step-ms")?;
+                args.build_step_ms = Some(number("--build-step-ms", v)?);
             }
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -131,6 +139,9 @@ async fn run(args: Args) -> ExitCode {
     }
     if let Some(ms) = args.minute_ms {
         builder = builder.auto_stop_unit(Duration::from_millis(ms));
+    }
+    if let Some(ms) = args.build_step_ms {
+        builder = builder.build_step_delay(Duration::from_millis(ms));
     }
     if let Some(ms) = args.transition_delay_ms {
         builder = builder.transition_delay(Duration::from_millis(ms));

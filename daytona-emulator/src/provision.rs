@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::error::ApiError;
 use crate::layout::SandboxLayout;
 use crate::toolbox::SandboxRuntime;
+use crate::volumes::VolumeMount;
 
 /// The home directory (inside the sandbox) of `user`.
 pub(crate) fn home_path(user: &str) -> String {
@@ -18,14 +19,24 @@ pub(crate) fn home_path(user: &str) -> String {
     }
 }
 
-/// Creates the directory tree of a new sandbox at `dir`.
-pub(crate) fn create_layout(dir: &Path, user: &str) -> Result<Arc<SandboxLayout>, ApiError> {
-    SandboxLayout::create(dir, &home_path(user))
-        .map(Arc::new)
-        .map_err(|e| {
-            tracing::error!(dir = %dir.display(), error = %e, "cannot create sandbox directory");
-            ApiError::internal()
-        })
+/// Creates the directory tree of a new sandbox at `dir`, with its volumes mounted. A mount
+/// path the layout refuses is a 400, and leaves no directory behind.
+pub(crate) async fn create_layout(
+    dir: &Path,
+    user: &str,
+    volumes: &[VolumeMount],
+) -> Result<Arc<SandboxLayout>, ApiError> {
+    let mut layout = SandboxLayout::create(dir, &home_path(user)).map_err(|e| {
+        tracing::error!(dir = %dir.display(), error = %e, "cannot create sandbox directory");
+        ApiError::internal()
+    })?;
+    for v in volumes {
+        if let Err(e) = layout.add_volume(&v.mount_path, &v.dir) {
+            remove_layout(Arc::new(layout)).await;
+            return Err(e);
+        }
+    }
+    Ok(Arc::new(layout))
 }
 
 /// A fresh runtime (no sessions, no processes) for a sandbox that is starting.
@@ -49,7 +60,7 @@ pub(crate) async fn remove_layout(layout: Arc<SandboxLayout>) {
 }
 
 /// What is alive in a sandbox, as JSON for `/_emulator/sandboxes/{id}/runtime`:
-/// `{"sessions":[{"id","commands":[{"id","command","exitCode"}]}],"liveProcesses":n}`
+/// `{"sessions":[{"id","commands":[{"id","command","exitCode"}]}],"ptys":[id],"liveProcesses":n}`
 /// (`exitCode` is `null` while a command runs).
 pub(crate) fn runtime_snapshot(runtime: &SandboxRuntime) -> serde_json::Value {
     let snapshot = runtime.snapshot();
@@ -67,5 +78,9 @@ pub(crate) fn runtime_snapshot(runtime: &SandboxRuntime) -> serde_json::Value {
             serde_json::json!({"id": s.id, "commands": commands})
         })
         .collect();
-    serde_json::json!({"sessions": sessions, "liveProcesses": snapshot.live_processes})
+    serde_json::json!({
+        "sessions": sessions,
+        "ptys": snapshot.ptys,
+        "liveProcesses": snapshot.live_processes,
+    })
 }

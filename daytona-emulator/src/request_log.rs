@@ -2,8 +2,10 @@
 //! assert what a client actually sent (method, path, query, headers, JSON body) and what it got.
 //!
 //! Credentials are not kept: the values of `Authorization`, `X-Daytona-Preview-Token` and
-//! `Cookie`, and the `DAYTONA_SANDBOX_AUTH_KEY` query parameter, are replaced by `<redacted>`
-//! (the `Bearer` scheme word is kept). JSON bodies are kept verbatim, including any `env` values
+//! `Cookie`, the `DAYTONA_SANDBOX_AUTH_KEY` query parameter, a signed preview token in an
+//! expire route's path, and a top-level `password` in a JSON body (git credentials) are
+//! replaced by `<redacted>` (the `Bearer` scheme word is kept). Other JSON is kept verbatim,
+//! including any `env` values
 //! a create request carries: asserting them is what the log is for. It is never written to
 //! `tracing` output.
 
@@ -82,10 +84,10 @@ impl RequestLog {
         let record = RequestRecord {
             seq,
             method: method.to_string(),
-            path: path.to_string(),
+            path: redact_path(path),
             query: query.map(redact_query),
             headers: redact_headers(headers),
-            body,
+            body: body.map(redact_body),
             status: None,
             received_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         };
@@ -136,6 +138,29 @@ fn redact_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
     out
 }
 
+/// A signed preview token travels in the path of its expire route.
+fn redact_path(path: &str) -> String {
+    let segments: Vec<&str> = path.split('/').collect();
+    let mut out = Vec::with_capacity(segments.len());
+    for (i, segment) in segments.iter().enumerate() {
+        let after_signed = i > 0 && segments[i - 1] == "signed-preview-url";
+        if after_signed && segments.get(i + 1) == Some(&"expire") {
+            out.push("<redacted>");
+        } else {
+            out.push(segment);
+        }
+    }
+    out.join("/")
+}
+
+/// Git credentials (`password` of clone, push and pull bodies) are not kept.
+fn redact_body(mut body: serde_json::Value) -> serde_json::Value {
+    if let Some(password) = body.get_mut("password").filter(|p| !p.is_null()) {
+        *password = serde_json::Value::String("<redacted>".to_string());
+    }
+    body
+}
+
 fn redact_query(query: &str) -> String {
     query
         .split('&')
@@ -181,5 +206,32 @@ mod tests {
         );
         assert_eq!(r.status, Some(200));
         assert!(!format!("{r:?}").contains("sekrit"));
+    }
+
+    #[test]
+    fn signed_tokens_and_git_passwords_are_redacted() {
+        let log = RequestLog::default();
+        log.begin(
+            "POST",
+            "/api/sandbox/s/ports/3000/signed-preview-url/tok123/expire",
+            None,
+            &HeaderMap::new(),
+            None,
+        );
+        log.begin(
+            "POST",
+            "/toolbox/s/git/clone",
+            None,
+            &HeaderMap::new(),
+            Some(serde_json::json!({"url": "u", "username": "me", "password": "hunter2"})),
+        );
+        let records = log.snapshot();
+        assert_eq!(
+            records[0].path,
+            "/api/sandbox/s/ports/3000/signed-preview-url/<redacted>/expire"
+        );
+        let body = records[1].body.as_ref().unwrap();
+        assert_eq!(body["password"], "<redacted>");
+        assert_eq!(body["username"], "me");
     }
 }

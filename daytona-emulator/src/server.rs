@@ -96,7 +96,11 @@ pub struct EmulatorBuilder {
     ping_interval: Duration,
     ping_timeout: Duration,
     faults: Vec<FaultRule>,
+    build_step: Duration,
 }
+
+/// Default duration of one step of an emulated image build.
+pub const DEFAULT_BUILD_STEP: Duration = Duration::from_millis(200);
 
 impl Default for EmulatorBuilder {
     fn default() -> Self {
@@ -109,6 +113,7 @@ impl Default for EmulatorBuilder {
             ping_interval: Duration::from_secs(25),
             ping_timeout: Duration::from_secs(20),
             faults: Vec::new(),
+            build_step: DEFAULT_BUILD_STEP,
         }
     }
 }
@@ -122,6 +127,7 @@ impl fmt::Debug for EmulatorBuilder {
             .field("transition_delay", &self.transition_delay)
             .field("bind", &self.bind)
             .field("faults", &self.faults.len())
+            .field("build_step", &self.build_step)
             .finish_non_exhaustive()
     }
 }
@@ -166,6 +172,16 @@ impl EmulatorBuilder {
     pub fn socketio_ping(mut self, interval: Duration, timeout: Duration) -> Self {
         self.ping_interval = interval;
         self.ping_timeout = timeout;
+        self
+    }
+
+    /// How long one step of an emulated image build takes (default 200 ms). A sandbox created
+    /// from an image answers `pending_build` and reaches `started` after one step per
+    /// Dockerfile instruction plus one; snapshots likewise. Zero makes builds near-instant
+    /// (they still answer `pending_build` first). The emulator pulls and builds nothing: see
+    /// [`crate::build`].
+    pub fn build_step_delay(mut self, step: Duration) -> Self {
+        self.build_step = step;
         self
     }
 
@@ -245,6 +261,7 @@ impl EmulatorBuilder {
             ping_interval: self.ping_interval,
             ping_timeout: self.ping_timeout,
             organization_id: EMULATOR_ORGANIZATION_ID.to_string(),
+            build_step: self.build_step,
         });
         for rule in self.faults {
             state

@@ -16,11 +16,15 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::build::BuildLog;
 use crate::error::ApiError;
 use crate::faults::{FaultAction, FaultRule, FaultSet, InstalledFault, WsDrop};
 use crate::layout::SandboxLayout;
+use crate::preview::SignedPreviews;
 use crate::request_log::{RequestLog, RequestRecord};
+use crate::snapshots::Snapshots;
 use crate::toolbox::SandboxRuntime;
+use crate::volumes::Volumes;
 
 /// The label the SDKs use for the code-run language.
 pub const LANGUAGE_LABEL: &str = "code-toolbox-language";
@@ -75,6 +79,8 @@ pub(crate) struct Config {
     pub(crate) ping_timeout: Duration,
     /// Organization id reported on every sandbox.
     pub(crate) organization_id: String,
+    /// How long one step of an emulated image build (or snapshot pull) takes.
+    pub(crate) build_step: Duration,
 }
 
 /// One sandbox as the emulator tracks it.
@@ -100,6 +106,10 @@ pub(crate) struct SandboxEntry {
     pub(crate) auth_token: String,
     pub(crate) layout: Arc<SandboxLayout>,
     pub(crate) runtime: Arc<SandboxRuntime>,
+    /// The log of its image build, for sandboxes created from an image.
+    pub(crate) build: Option<Arc<BuildLog>>,
+    /// When it last stopped (kept while archived), for auto-archive and auto-delete.
+    pub(crate) stopped_since: Option<Instant>,
 }
 
 impl SandboxEntry {
@@ -174,6 +184,9 @@ pub struct AppState {
 struct Inner {
     config: Config,
     registry: Mutex<Registry>,
+    volumes: Mutex<Volumes>,
+    snapshots: Mutex<Snapshots>,
+    previews: Mutex<SignedPreviews>,
     faults: FaultSet,
     requests: RequestLog,
     events: broadcast::Sender<Arc<str>>,
@@ -199,6 +212,9 @@ impl AppState {
             inner: Arc::new(Inner {
                 config,
                 registry: Mutex::new(Registry::default()),
+                volumes: Mutex::new(Volumes::default()),
+                snapshots: Mutex::new(Snapshots::default()),
+                previews: Mutex::new(SignedPreviews::default()),
                 faults: FaultSet::default(),
                 requests: RequestLog::default(),
                 events,
@@ -214,6 +230,18 @@ impl AppState {
 
     pub(crate) fn registry(&self) -> MutexGuard<'_, Registry> {
         lock(&self.inner.registry)
+    }
+
+    pub(crate) fn volumes(&self) -> MutexGuard<'_, Volumes> {
+        lock(&self.inner.volumes)
+    }
+
+    pub(crate) fn snapshots(&self) -> MutexGuard<'_, Snapshots> {
+        lock(&self.inner.snapshots)
+    }
+
+    pub(crate) fn previews(&self) -> MutexGuard<'_, SignedPreviews> {
+        lock(&self.inner.previews)
     }
 
     pub(crate) fn tasks(&self) -> &TaskTracker {
@@ -232,6 +260,11 @@ impl AppState {
     /// `http://127.0.0.1:PORT`.
     pub fn base_url(&self) -> &str {
         &self.inner.config.base_url
+    }
+
+    /// Where sandbox (`sandboxes/<id>`) and volume (`volumes/<id>`) directories live.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.inner.config.data_dir
     }
 
     /// `http://127.0.0.1:PORT/toolbox`, the `toolboxProxyUrl` of every sandbox.

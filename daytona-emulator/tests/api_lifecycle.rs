@@ -15,6 +15,10 @@ use serde_json::{Value, json};
 #[tokio::test]
 async fn create_returns_a_full_started_sandbox() {
     let api = Api::start().await;
+    let (status, volume) = api
+        .call(Method::POST, "/volumes", Some(json!({"name": "vol-1"})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{volume}");
     let sb = api
         .create(json!({
             "name": "full",
@@ -26,7 +30,7 @@ async fn create_returns_a_full_started_sandbox() {
             "autoDeleteInterval": 120,
             "networkBlockAll": true,
             "networkAllowList": "10.0.0.0/8",
-            "volumes": [{"volumeId": "vol-1", "mountPath": "/data"}],
+            "volumes": [{"volumeId": "vol-1", "mountPath": "/home/daytona/data"}],
             "target": "eu",
             "kvm": true,
             "unknownField": "ignored like NestJS does"
@@ -69,7 +73,9 @@ async fn create_returns_a_full_started_sandbox() {
     assert_eq!(sb["autoDeleteInterval"], 120);
     assert_eq!(sb["networkBlockAll"], true);
     assert_eq!(sb["networkAllowList"], "10.0.0.0/8");
-    assert_eq!(sb["volumes"][0]["mountPath"], "/data");
+    assert_eq!(sb["volumes"][0]["mountPath"], "/home/daytona/data");
+    // Named by its name, reported by its id.
+    assert_eq!(sb["volumes"][0]["volumeId"], volume["id"]);
     assert_eq!(sb["target"], "eu");
     assert_eq!(sb["kvm"], true);
     assert_eq!(sb["backupState"], "None");

@@ -5,10 +5,13 @@
 // The process must exit on its own soon after the tally (no socket.io or timer keeps it alive).
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import net from 'node:net';
 import {
   Daytona,
+  DaytonaGitRepoNotFoundError,
   DaytonaNotFoundError,
   DaytonaTimeoutError,
+  DaytonaValidationError,
 } from '@daytonaio/sdk';
 
 const apiUrl = process.env.DAYTONA_API_URL;
@@ -42,6 +45,29 @@ async function expectError(promise, cls) {
     return err;
   }
   assert.fail(`expected ${cls.name}, but the call succeeded`);
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A TCP port nothing listens on right now (for a server started inside the sandbox). */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Polls `cond` every 50 ms for up to `ms`. */
+async function waitFor(cond, what, ms = 10_000) {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
 }
 
 const daytona = new Daytona({ apiKey, apiUrl, target: 'us' });
@@ -142,6 +168,185 @@ await check('files: deleteFile, then details → not found', async () => {
   await expectError(sandbox.fs.getFileDetails('compat/data.bin'), DaytonaNotFoundError);
 });
 
+await check('pty: createPty, output, exit code 3 from wait()', async () => {
+  const id = `compat-pty-${run}`;
+  const decoder = new TextDecoder();
+  let out = '';
+  const pty = await sandbox.process.createPty({
+    id,
+    cols: 100,
+    rows: 30,
+    onData: (data) => {
+      out += decoder.decode(data, { stream: true });
+    },
+  });
+  await pty.sendInput('tty; stty size; echo hi; exit 3\n');
+  const result = await pty.wait();
+  assert.equal(result.exitCode, 3);
+  assert.equal(result.error, 'non-zero exit');
+  assert.match(out, /\bhi\r?\n/, 'the echo reached onData');
+  assert.match(out, /30 100/, 'the terminal has the requested size');
+  assert.match(out, /\/dev\/pts\//, 'tty names a real terminal');
+  const info = await sandbox.process.getPtySessionInfo(id);
+  assert.equal(info.active, false);
+  await pty.disconnect();
+  await sandbox.process.killPtySession(id);
+  const left = await sandbox.process.listPtySessions();
+  assert.ok(!left.some((p) => p.id === id), 'deleted sessions are gone');
+});
+
+await check('pty: resize through the handle, kill', async () => {
+  const id = `compat-pty2-${run}`;
+  let out = '';
+  const decoder = new TextDecoder();
+  const pty = await sandbox.process.createPty({ id, onData: (d) => { out += decoder.decode(d, { stream: true }); } });
+  assert.ok(pty.isConnected());
+  const resized = await pty.resize(120, 40);
+  assert.equal(resized.cols, 120);
+  await pty.sendInput('stty size\n');
+  await waitFor(() => out.includes('40 120'), 'stty to see the new size');
+  await pty.kill();
+  const result = await pty.wait();
+  assert.equal(result.error, 'SIGKILL');
+  assert.notEqual(result.exitCode, 0);
+});
+
+let pySandbox;
+await check('codeRun on a python sandbox', async () => {
+  pySandbox = await daytona.create({ language: 'python', labels: { suite: 'compat-python' } }, { timeout: 60 });
+  const res = await pySandbox.process.codeRun('print(1+1)');
+  assert.equal(res.exitCode, 0);
+  assert.equal(res.result.trim(), '2');
+  assert.deepEqual(res.artifacts.charts, []);
+  const failing = await pySandbox.process.codeRun('import sys\nprint("argv", sys.argv[1:])\nsys.exit(5)', { argv: ['a', 'b'] });
+  assert.equal(failing.exitCode, 5);
+  assert.equal(failing.result.trim(), "argv ['a', 'b']");
+});
+
+await check('codeRun typescript: runs, or a clear error without a TypeScript runner', async () => {
+  try {
+    const res = await sandbox.process.codeRun('const n: number = 40 + 2; console.log(n)');
+    assert.equal(res.result.trim(), '42');
+  } catch (err) {
+    assert.ok(err instanceof DaytonaValidationError, `${err?.constructor?.name}: ${err?.message}`);
+    assert.match(err.message, /not available on this machine/);
+  }
+});
+
+await check('git: clone a local repository, status, add, commit', async () => {
+  const repo = process.env.COMPAT_GIT_REPO;
+  assert.ok(repo, 'COMPAT_GIT_REPO names the bare repository the Rust test made');
+  await sandbox.git.clone(repo, 'repo');
+  const status = await sandbox.git.status('repo');
+  assert.equal(status.currentBranch, 'main');
+  assert.deepEqual(status.fileStatus, []);
+  const branches = await sandbox.git.branches('repo');
+  assert.deepEqual(branches.branches, ['main']);
+  await sandbox.fs.uploadFile(Buffer.from('new\n'), 'repo/new.txt');
+  const dirty = await sandbox.git.status('repo');
+  assert.deepEqual(dirty.fileStatus.map((f) => [f.name, f.worktree]), [['new.txt', 'Untracked']]);
+  await sandbox.git.add('repo', ['new.txt']);
+  const { sha } = await sandbox.git.commit('repo', 'add new.txt', 'Compat', 'compat@example.com');
+  assert.match(sha, /^[0-9a-f]{40}$/);
+  const after = await sandbox.git.status('repo');
+  assert.equal(after.ahead, 1);
+});
+
+await check('git: clone of a missing repository → DaytonaGitRepoNotFoundError', async () => {
+  await expectError(sandbox.git.clone(`/nonexistent/${run}.git`, 'nothing'), DaytonaGitRepoNotFoundError);
+});
+
+await check('preview link reaches a server started in the sandbox', async () => {
+  const port = await freePort();
+  await sandbox.fs.uploadFile(Buffer.from('hello from the sandbox'), 'site/index.txt');
+  await sandbox.process.createSession('compat-web');
+  await sandbox.process.executeSessionCommand('compat-web', {
+    command: `cd site && exec python3 -m http.server ${port} --bind 127.0.0.1`,
+    runAsync: true,
+  });
+  const link = await sandbox.getPreviewLink(port);
+  assert.ok(link.url && link.token, 'url and token');
+  let res;
+  for (let i = 0; i < 150; i++) {
+    res = await fetch(`${link.url}index.txt`, { headers: { 'X-Daytona-Preview-Token': link.token } });
+    if (res.status !== 502) break;
+    await res.arrayBuffer();
+    await sleep(100);
+  }
+  assert.equal(res.status, 200);
+  assert.equal(await res.text(), 'hello from the sandbox');
+  const denied = await fetch(`${link.url}index.txt`);
+  await denied.arrayBuffer();
+  assert.equal(denied.status, 401, 'the preview token is required');
+  const signed = await sandbox.getSignedPreviewUrl(port, 60);
+  const viaSigned = await fetch(`${signed.url}index.txt`);
+  assert.equal(viaSigned.status, 200);
+  assert.equal(await viaSigned.text(), 'hello from the sandbox');
+  await sandbox.process.deleteSession('compat-web');
+});
+
+await check('create from an image streams build logs', async () => {
+  const chunks = [];
+  const built = await daytona.create(
+    { image: 'node:20-slim', labels: { suite: 'compat-build' } },
+    { timeout: 60, onSnapshotCreateLogs: (chunk) => chunks.push(chunk) },
+  );
+  try {
+    assert.equal(built.state, 'started');
+    assert.ok(chunks.length > 0, 'onSnapshotCreateLogs was called');
+    const text = chunks.join('\n');
+    assert.match(text, /Step 1\/1 : FROM node:20-slim/);
+    assert.match(text, /Successfully built/);
+  } finally {
+    await built.delete();
+  }
+});
+
+await check('snapshots: create from an image, get, list, use, delete', async () => {
+  const name = `compat-snap-${run}`;
+  const states = [];
+  const snap = await daytona.snapshot.create(
+    { name, image: 'python:3.12-slim', resources: { cpu: 2, memory: 2, disk: 5 } },
+    { onLogs: (line) => states.push(line) },
+  );
+  assert.equal(snap.state, 'active');
+  assert.ok(states.some((l) => l.includes('active')), states.join(' | '));
+  const got = await daytona.snapshot.get(name);
+  assert.equal(got.id, snap.id);
+  const page = await daytona.snapshot.list();
+  assert.ok(page.items.some((s) => s.name === name));
+  const fromSnap = await daytona.create({ snapshot: name }, { timeout: 60 });
+  try {
+    assert.equal(fromSnap.cpu, 2);
+  } finally {
+    await fromSnap.delete();
+  }
+  await daytona.snapshot.delete(snap);
+  await expectError(daytona.snapshot.get(name), DaytonaNotFoundError);
+});
+
+await check('volumes: get-or-create, mount into a sandbox, delete', async () => {
+  const name = `compat-vol-${run}`;
+  await expectError(daytona.volume.get(name), DaytonaNotFoundError);
+  const vol = await daytona.volume.get(name, true);
+  assert.equal(vol.state, 'ready');
+  const withVol = await daytona.create(
+    { volumes: [{ volumeId: vol.id, mountPath: '/home/daytona/vol' }] },
+    { timeout: 60 },
+  );
+  try {
+    const wrote = await withVol.process.executeCommand('echo in-volume > ~/vol/x.txt && echo ok');
+    assert.equal(wrote.result.trim(), 'ok');
+    const back = await withVol.fs.downloadFile('vol/x.txt');
+    assert.equal(back.toString(), 'in-volume\n');
+  } finally {
+    await withVol.delete();
+  }
+  await daytona.volume.delete(vol);
+  const left = await daytona.volume.list();
+  assert.ok(!left.some((v) => v.id === vol.id && v.state !== 'deleted'));
+});
+
 await check('missing sandbox → DaytonaNotFoundError', async () => {
   await expectError(daytona.get(`no-such-sandbox-${run}`), DaytonaNotFoundError);
 });
@@ -155,6 +360,23 @@ await check('stop, start', async () => {
   assert.equal(sandbox.state, 'started');
   const res = await sandbox.process.executeCommand('echo back');
   assert.equal(res.result.trim(), 'back');
+});
+
+await check('archive, then start restores it', async () => {
+  await sandbox.stop();
+  await sandbox.archive();
+  assert.equal(sandbox.state, 'archived');
+  await sandbox.start();
+  await sandbox.refreshData();
+  assert.equal(sandbox.state, 'started');
+  const res = await sandbox.process.executeCommand('cat site/index.txt');
+  assert.equal(res.result, 'hello from the sandbox', 'files survive the archive');
+});
+
+await check('delete the python sandbox', async () => {
+  assert.ok(pySandbox, 'the python sandbox was created');
+  await pySandbox.delete();
+  await expectError(daytona.get(pySandbox.id), DaytonaNotFoundError);
 });
 
 await check('delete, then get → not found', async () => {

@@ -12,6 +12,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use daytona_api::sandbox::{
     CreateSandbox, ResizeSandbox, SandboxLabels, UpdateSandboxNetworkSettings,
 };
+use daytona_api::snapshot::CreateSnapshot;
+use daytona_api::volume::CreateVolume;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
@@ -309,6 +311,40 @@ pub(crate) fn network_settings(value: Value) -> Result<UpdateSandboxNetworkSetti
     p.check(obj, "networkBlockAll", Kind::Bool);
     p.check(obj, "networkAllowList", Kind::Str);
     p.check(obj, "domainAllowList", Kind::Str);
+    p.finish(value)
+}
+
+/// `CreateSnapshot`.
+pub(crate) fn create_snapshot(value: Value) -> Result<CreateSnapshot, ApiError> {
+    let obj = object(&value)?;
+    let mut p = Problems::default();
+    if obj.get("name").is_none_or(Value::is_null) {
+        p.0.push("name must be a string".to_string());
+    }
+    for field in ["name", "imageName", "regionId", "sandboxClass"] {
+        p.check(obj, field, Kind::Str);
+    }
+    for field in ["cpu", "gpu", "memory", "disk"] {
+        p.check(obj, field, Kind::Int(Some(0)));
+    }
+    p.check(obj, "entrypoint", Kind::StrEnumArray(&[]));
+    p.check(
+        obj,
+        "gpuType",
+        Kind::StrEnumArray(crate::lifecycle::GPU_TYPES),
+    );
+    p.check(obj, "buildInfo", Kind::BuildInfo);
+    p.finish(value)
+}
+
+/// `CreateVolume`.
+pub(crate) fn create_volume(value: Value) -> Result<CreateVolume, ApiError> {
+    let obj = object(&value)?;
+    let mut p = Problems::default();
+    if obj.get("name").is_none_or(Value::is_null) {
+        p.0.push("name must be a string".to_string());
+    }
+    p.check(obj, "name", Kind::Str);
     p.finish(value)
 }
 

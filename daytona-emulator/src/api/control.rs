@@ -11,12 +11,13 @@
 //! | `POST /_emulator/sandboxes/{id}/stop` | stop it underneath its client |
 //! | `DELETE /_emulator/sandboxes/{id}` | delete it underneath its client |
 //! | `POST /_emulator/sandboxes/{id}/fail` | put it in `error` (body `{reason?, recoverable?}`) |
-//! | `GET /_emulator/preview/...` | where preview URLs point: 501, ports are not proxied |
+//! | `ANY /_emulator/preview/{id}/{port}/...` | preview URLs: forwarded to the sandbox's port (token checked) |
+//! | `ANY /_emulator/preview-signed/{token}/...` | signed preview URLs: forwarded while the token is valid |
 
 use axum::Json;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
@@ -38,7 +39,12 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/sandboxes/{id}/runtime", get(runtime))
         .route("/sandboxes/{id}/stop", post(stop_sandbox))
         .route("/sandboxes/{id}/fail", post(fail_sandbox))
-        .route("/preview/{*rest}", any(preview))
+        .route("/preview/{id}/{port}", any(preview_root))
+        .route("/preview/{id}/{port}/", any(preview_root))
+        .route("/preview/{id}/{port}/{*rest}", any(preview))
+        .route("/preview-signed/{token}", any(signed_preview_root))
+        .route("/preview-signed/{token}/", any(signed_preview_root))
+        .route("/preview-signed/{token}/{*rest}", any(signed_preview))
 }
 
 async fn requests(State(state): State<AppState>) -> Response {
@@ -141,9 +147,43 @@ async fn fail_sandbox(
     Ok(Json(dto).into_response())
 }
 
-async fn preview() -> ApiError {
-    ApiError::api(
-        StatusCode::NOT_IMPLEMENTED,
-        "The Daytona emulator does not proxy sandbox ports; connect to the port on localhost",
-    )
+fn preview_port(raw: &str) -> Result<u16, ApiError> {
+    raw.parse::<u16>()
+        .ok()
+        .filter(|p| *p >= 1)
+        .ok_or_else(|| ApiError::bad_request(format!("Invalid port {raw:?}")))
+}
+
+async fn preview_root(
+    State(state): State<AppState>,
+    Path((id, port)): Path<(String, String)>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let port = preview_port(&port)?;
+    Ok(state.proxy_preview(&id, port, "", request).await)
+}
+
+async fn preview(
+    State(state): State<AppState>,
+    Path((id, port, rest)): Path<(String, String, String)>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let port = preview_port(&port)?;
+    Ok(state.proxy_preview(&id, port, &rest, request).await)
+}
+
+async fn signed_preview_root(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    request: Request,
+) -> Response {
+    state.proxy_signed_preview(&token, "", request).await
+}
+
+async fn signed_preview(
+    State(state): State<AppState>,
+    Path((token, rest)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    state.proxy_signed_preview(&token, &rest, request).await
 }

@@ -14,7 +14,10 @@ use daytona_api::sandbox::{
 use super::body;
 use super::list::{self, ListRoute};
 use crate::error::ApiError;
+use crate::preview::{DEFAULT_SIGNED_EXPIRY_SECS, MAX_SIGNED_EXPIRY_SECS};
 use crate::state::AppState;
+
+use std::time::Duration;
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
@@ -268,11 +271,6 @@ pub(crate) async fn toolbox_proxy_url(
     }))
 }
 
-/// Preview URLs point at `/_emulator/preview/...`, which explains that ports are not proxied.
-fn preview_url(state: &AppState, id: &str, port: u16) -> String {
-    format!("{}/_emulator/preview/{id}/{port}/", state.base_url())
-}
-
 pub(crate) async fn preview(
     State(state): State<AppState>,
     Path((id, raw_port)): Path<(String, String)>,
@@ -281,10 +279,29 @@ pub(crate) async fn preview(
     let sandbox = state.get_sandbox(&id)?;
     let token = state.preview_token(&sandbox.id).unwrap_or_default();
     Ok(Json(PortPreviewUrl {
-        url: preview_url(&state, &sandbox.id, port),
+        url: state.preview_url(&sandbox.id, port),
         sandbox_id: sandbox.id,
         token,
     }))
+}
+
+/// `?expiresInSeconds=` (default 60, 1..=86400).
+fn expires_in(query: Option<&str>) -> Result<Duration, ApiError> {
+    let mut secs = DEFAULT_SIGNED_EXPIRY_SECS;
+    for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        if k == "expiresInSeconds" {
+            secs = v
+                .parse::<u64>()
+                .ok()
+                .filter(|s| (1..=MAX_SIGNED_EXPIRY_SECS).contains(s))
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "expiresInSeconds must be an integer between 1 and {MAX_SIGNED_EXPIRY_SECS}"
+                    ))
+                })?;
+        }
+    }
+    Ok(Duration::from_secs(secs))
 }
 
 pub(crate) async fn signed_preview(
@@ -293,21 +310,33 @@ pub(crate) async fn signed_preview(
     RawQuery(query): RawQuery,
 ) -> ApiResult<SignedPortPreviewUrl> {
     let port = port(&raw_port)?;
-    for (k, v) in url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()) {
-        if k == "expiresInSeconds" && v.parse::<u64>().is_err() {
-            return Err(ApiError::bad_request(
-                "expiresInSeconds must be an integer number",
-            ));
-        }
-    }
+    let expires = expires_in(query.as_deref())?;
     let sandbox = state.get_sandbox(&id)?;
-    let token = state.preview_token(&sandbox.id).unwrap_or_default();
+    let (token, url) = state.sign_preview(&sandbox.id, port, expires);
     Ok(Json(SignedPortPreviewUrl {
-        url: preview_url(&state, &sandbox.id, port),
+        url,
         sandbox_id: sandbox.id,
         port,
         token,
     }))
+}
+
+/// `POST /sandbox/{id}/ports/{port}/signed-preview-url/{token}/expire`: 200, 404 when this
+/// sandbox and port have no such token.
+pub(crate) async fn expire_signed_preview(
+    State(state): State<AppState>,
+    Path((id, raw_port, token)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    let port = port(&raw_port)?;
+    let sandbox = state.get_sandbox(&id)?;
+    if state.expire_signed_preview(&sandbox.id, port, &token) {
+        Ok(StatusCode::OK.into_response())
+    } else {
+        Err(ApiError::not_found(format!(
+            "No signed preview URL with this token for port {port} of sandbox {}",
+            sandbox.id
+        )))
+    }
 }
 
 #[cfg(test)]

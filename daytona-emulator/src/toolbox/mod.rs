@@ -1,17 +1,23 @@
 //! The toolbox: the in-sandbox daemon's API, served under `/toolbox/{sandboxId}`.
 //!
-//! [`router`] has the routes (`/process/execute`, `/process/session*`, `/files*`, `/work-dir`,
-//! `/user-home-dir`, `/version`); every handler first asks
+//! [`router`] has the routes (`/process/execute`, `/process/session*`, `/process/pty*` (a real
+//! pseudo-terminal), `/process/code-run`, `/git/*`, `/files*`, `/work-dir`, `/user-home-dir`,
+//! `/version`); every handler first asks
 //! [`AppState::toolbox_target`](crate::state::AppState::toolbox_target) for the sandbox, so an
 //! unknown or stopped sandbox is answered before anything runs. [`SandboxRuntime`] holds a
 //! sandbox's sessions and processes. Wire details (status codes, marker-labelled session logs,
 //! SDK-version gating, the multipart download format) follow the Daytona daemon; deviations are
 //! documented where they are made ([`SandboxRuntime`] for sessions, [`crate::layout`] for paths).
 
+mod code_run;
 mod command_log;
 mod file_info;
 mod files;
+mod git;
+mod git_parse;
 mod process;
+mod pty;
+mod pty_routes;
 mod runtime;
 mod sdk_version;
 mod transfer;
@@ -79,6 +85,21 @@ pub fn router() -> Router<AppState> {
             "/process/session/{sessionId}/command/{commandId}/input",
             post(process::send_input),
         )
+        .route("/process/code-run", post(code_run::code_run))
+        .route(
+            "/process/pty",
+            get(pty_routes::list).post(pty_routes::create),
+        )
+        .route(
+            "/process/pty/create-connect",
+            get(pty_routes::create_connect),
+        )
+        .route(
+            "/process/pty/{sessionId}",
+            get(pty_routes::get).delete(pty_routes::delete),
+        )
+        .route("/process/pty/{sessionId}/resize", post(pty_routes::resize))
+        .route("/process/pty/{sessionId}/connect", get(pty_routes::connect))
         .route("/files", get(files::list_files).delete(files::delete_file))
         .route("/files/info", get(files::file_info_route))
         .route("/files/folder", post(files::create_folder))
@@ -92,6 +113,21 @@ pub fn router() -> Router<AppState> {
         .route("/files/upload-v2", post(files::upload_file))
         .route("/files/bulk-upload", post(transfer::bulk_upload))
         .route("/files/bulk-download", post(transfer::bulk_download))
+        .route("/git/clone", post(git::clone))
+        .route("/git/status", get(git::status))
+        .route("/git/add", post(git::add))
+        .route("/git/commit", post(git::commit))
+        .route(
+            "/git/branches",
+            get(git::list_branches)
+                .post(git::create_branch)
+                .delete(git::delete_branch),
+        )
+        .route("/git/checkout", post(git::checkout))
+        .route("/git/push", post(git::push))
+        .route("/git/pull", post(git::pull))
+        .route("/git/history", get(git::history))
+        .route("/git/init", post(git::init))
         .route("/work-dir", get(work_dir))
         .route("/user-home-dir", get(user_home_dir))
         .route("/version", get(version))

@@ -19,6 +19,7 @@ use workspace_local::runner::{Leftovers, RunOptions, RunOutcome, run_tracked};
 use crate::error::ApiError;
 use crate::layout::{PreparedCommand, SandboxLayout, shell_single_quote};
 use crate::toolbox::command_log::{CommandLog, Labeller, Stream};
+use crate::toolbox::pty::PtySession;
 
 /// Bytes of each stream a session command's process retains before the log pump reads them.
 const SESSION_RETENTION: usize = 8 * 1024 * 1024;
@@ -27,14 +28,17 @@ pub(crate) const EXECUTE_OUTPUT_LIMIT: usize = 32 * 1024 * 1024;
 /// How long deleting a session waits for its command tasks to wind down.
 const TASK_SETTLE: Duration = Duration::from_secs(10);
 
-/// What a test sees of a sandbox's runtime: sessions with their commands, and how many process
-/// groups started for the sandbox still have live members.
+/// What a test sees of a sandbox's runtime: sessions with their commands, PTY sessions, and how
+/// many process groups started for the sandbox still have live members.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimeSnapshot {
     /// Live sessions, by id.
     pub sessions: Vec<SessionSnapshot>,
+    /// PTY session ids (running or exited, until deleted).
+    pub ptys: Vec<String>,
     /// Process groups of this sandbox with members still alive (session commands, processes a
-    /// `/process/execute` command left in the background, and executes in flight).
+    /// `/process/execute` command left in the background, executes in flight, and running
+    /// PTY shells).
     pub live_processes: usize,
 }
 
@@ -77,6 +81,7 @@ pub struct SandboxRuntime {
 #[derive(Debug)]
 struct Inner {
     sessions: BTreeMap<String, Arc<Session>>,
+    ptys: BTreeMap<String, Arc<PtySession>>,
     leftovers: Vec<Arc<ProcessGroup>>,
     /// Cancelled by [`SandboxRuntime::shutdown`]; replaced so the runtime can serve again.
     stop: CancellationToken,
@@ -131,6 +136,7 @@ impl SandboxRuntime {
             layout,
             inner: Mutex::new(Inner {
                 sessions: BTreeMap::new(),
+                ptys: BTreeMap::new(),
                 leftovers: Vec::new(),
                 stop: CancellationToken::new(),
                 next_session_dir: 0,
@@ -148,16 +154,22 @@ impl SandboxRuntime {
     /// background processes left by executes) and forget all sessions. Used on stop, delete
     /// and emulator shutdown; the runtime accepts new work afterwards (a restarted sandbox).
     pub async fn shutdown(&self) {
-        let (sessions, leftovers, stop) = {
+        let (sessions, ptys, leftovers, stop) = {
             let mut inner = lock(&self.inner);
             let sessions = std::mem::take(&mut inner.sessions);
+            let ptys = std::mem::take(&mut inner.ptys);
             let leftovers = std::mem::take(&mut inner.leftovers);
             let stop = std::mem::replace(&mut inner.stop, CancellationToken::new());
-            (sessions, leftovers, stop)
+            (sessions, ptys, leftovers, stop)
         };
         stop.cancel();
         futures::future::join_all(sessions.into_values().map(|s| async move { s.end().await }))
             .await;
+        futures::future::join_all(
+            ptys.into_values()
+                .map(|p| async move { p.terminate().await }),
+        )
+        .await;
         for group in leftovers {
             group.kill();
         }
@@ -175,6 +187,7 @@ impl SandboxRuntime {
         let inner = lock(&self.inner);
         let mut live = self.executes_in_flight.load(Ordering::Acquire);
         live += inner.leftovers.iter().filter(|g| g.is_alive()).count();
+        live += inner.ptys.values().filter(|p| p.is_active()).count();
         let mut sessions = Vec::new();
         for s in inner.sessions.values() {
             let commands = lock(&s.commands).clone();
@@ -192,8 +205,53 @@ impl SandboxRuntime {
         }
         RuntimeSnapshot {
             sessions,
+            ptys: inner.ptys.keys().cloned().collect(),
             live_processes: live,
         }
+    }
+
+    /// Creates PTY session `id` with `make` (which starts its shell), unless the id is taken
+    /// (409). The id is reserved while `make` runs, so two creates cannot both start a shell.
+    pub(crate) fn create_pty(
+        &self,
+        id: &str,
+        make: impl FnOnce() -> Result<Arc<PtySession>, ApiError>,
+    ) -> Result<Arc<PtySession>, ApiError> {
+        let mut inner = lock(&self.inner);
+        if inner.ptys.contains_key(id) {
+            return Err(ApiError::daemon(
+                StatusCode::CONFLICT,
+                codes::CONFLICT,
+                format!("PTY session {id} already exists"),
+            ));
+        }
+        let session = make()?;
+        inner.ptys.insert(id.to_string(), session.clone());
+        Ok(session)
+    }
+
+    /// The PTY session with this id: 404 if unknown.
+    pub(crate) fn pty(&self, id: &str) -> Result<Arc<PtySession>, ApiError> {
+        lock(&self.inner)
+            .ptys
+            .get(id)
+            .cloned()
+            .ok_or_else(|| pty_not_found(id))
+    }
+
+    /// Every PTY session, by id.
+    pub(crate) fn ptys(&self) -> Vec<Arc<PtySession>> {
+        lock(&self.inner).ptys.values().cloned().collect()
+    }
+
+    /// Kills a PTY session's processes and forgets it: 404 if unknown.
+    pub(crate) async fn delete_pty(&self, id: &str) -> Result<(), ApiError> {
+        let session = lock(&self.inner)
+            .ptys
+            .remove(id)
+            .ok_or_else(|| pty_not_found(id))?;
+        session.terminate().await;
+        Ok(())
     }
 
     /// Run one `/process/execute` command to completion, as part of this sandbox: it is killed
@@ -340,6 +398,42 @@ impl SandboxRuntime {
         tasks.retain(|t| !t.is_finished());
         tasks.push(task);
         Ok(cmd)
+    }
+}
+
+fn pty_not_found(id: &str) -> ApiError {
+    ApiError::daemon(
+        StatusCode::NOT_FOUND,
+        codes::NOT_FOUND,
+        format!("PTY session {id} not found"),
+    )
+}
+
+impl Drop for SandboxRuntime {
+    /// Kills whatever is still alive, synchronously: a runtime dropped without
+    /// [`SandboxRuntime::shutdown`] (an emulator handle dropped outside a tokio runtime, a
+    /// panic) must not leave processes behind. Session processes die with their
+    /// `BackgroundProcess` too, but the tasks pumping their output may outlive this value.
+    fn drop(&mut self) {
+        let inner = lock(&self.inner);
+        for group in &inner.leftovers {
+            group.kill();
+        }
+        for session in inner.sessions.values() {
+            for command in lock(&session.commands).iter() {
+                if let Some(process) = command.process() {
+                    process.group().kill();
+                }
+            }
+        }
+        for pty in inner.ptys.values() {
+            // A few passes: a process may fork while the session is being killed.
+            for _ in 0..3 {
+                if pty.kill_members_now() == 0 {
+                    break;
+                }
+            }
+        }
     }
 }
 
@@ -664,6 +758,87 @@ mod tests {
         rt.shutdown().await;
         assert_eq!(rt.snapshot().live_processes, 0);
         assert!(rt.snapshot().sessions.is_empty());
+    }
+
+    /// Whether a live process has `needle` in its command line.
+    fn running(needle: &str) -> bool {
+        std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+            let zombie = stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+            !zombie
+                && std::fs::read(e.path().join("cmdline"))
+                    .map(|c| {
+                        String::from_utf8_lossy(&c)
+                            .replace('\0', " ")
+                            .contains(needle)
+                    })
+                    .unwrap_or(false)
+        })
+    }
+
+    async fn gone(needle: &str) -> bool {
+        for _ in 0..200 {
+            if !running(needle) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dropping_the_runtime_kills_what_is_left_synchronously() {
+        use crate::layout::CommandExtras;
+        use crate::toolbox::pty::PtyOptions;
+        let (_d, rt) = runtime();
+        let env = BTreeMap::new();
+        // A background process an execute left behind (a leftover process group).
+        let prepared = rt
+            .layout
+            .command_spec("sleep 7171 & echo started", None, &env)
+            .unwrap();
+        let outcome = rt.run_foreground(prepared, None).await.unwrap();
+        assert_eq!(outcome.result.stdout, "started\n");
+        // A terminal with a background job.
+        let launch = rt
+            .layout
+            .command_spec_with(
+                "sleep 7272 & exec sleep 7373",
+                None,
+                &env,
+                &CommandExtras {
+                    host_pts: true,
+                    ..CommandExtras::default()
+                },
+            )
+            .unwrap();
+        let opts = PtyOptions {
+            id: "p".into(),
+            cwd: rt.layout.home_dir().to_string(),
+            envs: BTreeMap::new(),
+            cols: 80,
+            rows: 24,
+            lazy_start: false,
+        };
+        rt.create_pty("p", || PtySession::create(opts, launch))
+            .unwrap();
+        for needle in ["sleep 7171", "sleep 7272", "sleep 7373"] {
+            let mut up = false;
+            for _ in 0..200 {
+                if running(needle) {
+                    up = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            assert!(up, "{needle} started");
+        }
+        drop(rt);
+        for needle in ["sleep 7171", "sleep 7272", "sleep 7373"] {
+            assert!(gone(needle).await, "{needle} survived the runtime");
+        }
     }
 
     #[tokio::test]

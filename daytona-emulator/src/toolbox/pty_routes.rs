@@ -1,0 +1,581 @@
+//! PTY routes: `POST/GET /process/pty`, `GET/DELETE /process/pty/{id}`,
+//! `POST /process/pty/{id}/resize`, and the WebSockets `/process/pty/{id}/connect` and
+//! `/process/pty/create-connect?id=&cols=&rows=&cwd=`.
+//!
+//! WebSocket protocol (as the v0.205+ daemon): the server selects the
+//! `X-Daytona-Pty-Exit-Control` subprotocol when offered and reads the environment from an
+//! `X-Daytona-Pty-Envs~<base64url JSON>` token; it sends `{"type":"control","status":"connected"}`
+//! first, terminal output as binary frames, and when the shell exits
+//! `{"type":"control","status":"exited","exitCode":N,...}` (exit-control clients only) and a
+//! close frame: 1000 `{"exitCode":0}`, or 1011 `{"exitCode":N,"exitReason":...}`. Input comes as
+//! binary or text frames. A client closing its socket detaches; the shell keeps running until
+//! it exits or the session is deleted. Connecting to an unknown session upgrades and closes
+//! 1011 with `{"error":"PTY session X not found"}`, which the SDKs report.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::ws::{
+    CloseFrame, Message, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection,
+};
+use axum::extract::{OriginalUri, Path as UrlPath, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use daytona_api::pty::{
+    PTY_CLOSE_ERROR, PTY_CLOSE_NORMAL, PTY_ENVS_SUBPROTOCOL_PREFIX, PTY_EXIT_CONTROL_SUBPROTOCOL,
+    PtyCloseReason, PtyControlMessage, PtyCreateRequest, PtyCreateResponse, PtyListResponse,
+    PtyResizeRequest, PtySessionInfo,
+};
+use daytona_api::toolbox::codes;
+use serde::Deserialize;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+
+use crate::error::ApiError;
+use crate::faults::WsDrop;
+use crate::layout::{CommandExtras, shell_single_quote};
+use crate::state::{AppState, ToolboxTarget};
+use crate::toolbox::pty::{PtyExit, PtyOptions, PtySession, SIZE_RANGE};
+use crate::toolbox::{SandboxPath, parse_json};
+
+/// Default terminal size, as the SDKs' defaults.
+const DEFAULT_COLS: u16 = 80;
+const DEFAULT_ROWS: u16 = 24;
+/// How long to wait for the client's close reply after our close frame.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
+/// Close code when the emulator shuts down under a client.
+const CLOSE_GOING_AWAY: u16 = 1001;
+
+/// `{sandboxId}/process/pty/{sessionId}`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct PtyPath {
+    #[serde(rename = "sandboxId")]
+    sandbox_id: String,
+    #[serde(rename = "sessionId")]
+    session_id: String,
+}
+
+/// Query of `create-connect`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct CreateConnectQuery {
+    id: Option<String>,
+    cols: Option<String>,
+    rows: Option<String>,
+    cwd: Option<String>,
+}
+
+fn bad_request(message: impl Into<String>) -> ApiError {
+    ApiError::daemon(StatusCode::BAD_REQUEST, codes::BAD_REQUEST, message)
+}
+
+/// A terminal dimension: default when absent, 400 outside 1..=1000.
+fn dimension(name: &str, value: Option<u16>, default: u16) -> Result<u16, ApiError> {
+    let value = value.unwrap_or(default);
+    if SIZE_RANGE.contains(&value) {
+        Ok(value)
+    } else {
+        Err(bad_request(format!(
+            "{name} must be between 1 and 1000, got {value}"
+        )))
+    }
+}
+
+/// Starts (or, lazily, prepares) a PTY session in the sandbox.
+fn create_session(
+    target: &ToolboxTarget,
+    req: PtyCreateRequest,
+) -> Result<Arc<PtySession>, ApiError> {
+    let id = req
+        .id
+        .filter(|id| !id.trim().is_empty())
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let cols = dimension("cols", req.cols, DEFAULT_COLS)?;
+    let rows = dimension("rows", req.rows, DEFAULT_ROWS)?;
+    let cwd = match req.cwd.as_deref().filter(|c| !c.is_empty()) {
+        Some(cwd) => {
+            let resolved = target.layout.resolve(cwd, true)?;
+            if !resolved.host.is_dir() {
+                return Err(bad_request(format!("cwd {cwd} is not a directory")));
+            }
+            resolved.sandbox
+        }
+        None => target.layout.home_dir().to_string(),
+    };
+    let envs = req.envs.unwrap_or_default();
+    let mut env = target.env.clone();
+    if !target.user.is_empty() {
+        env.insert("USER".into(), target.user.clone());
+        env.insert("LOGNAME".into(), target.user.clone());
+    }
+    env.insert("TERM".into(), "xterm-256color".into());
+    env.extend(envs.clone());
+    let shell = target.layout.shell().to_string_lossy().into_owned();
+    let launch = target.layout.command_spec_with(
+        &format!("exec {} -i", shell_single_quote(&shell)),
+        Some(&cwd),
+        &env,
+        &CommandExtras {
+            host_pts: true,
+            ..CommandExtras::default()
+        },
+    )?;
+    let opts = PtyOptions {
+        id: id.clone(),
+        cwd,
+        envs,
+        cols,
+        rows,
+        lazy_start: req.lazy_start.unwrap_or(false),
+    };
+    target
+        .runtime
+        .create_pty(&id, || PtySession::create(opts, launch))
+}
+
+/// `POST /process/pty`: 201 `{sessionId}`; 409 if the id exists.
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    UrlPath(p): UrlPath<SandboxPath>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let target = state.toolbox_target(&p.sandbox_id)?;
+    let req: PtyCreateRequest = parse_json(&body)?;
+    let session = create_session(&target, req)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(PtyCreateResponse {
+            session_id: session.id().to_string(),
+        }),
+    )
+        .into_response())
+}
+
+/// `GET /process/pty`.
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    UrlPath(p): UrlPath<SandboxPath>,
+) -> Result<Json<PtyListResponse>, ApiError> {
+    let target = state.toolbox_target(&p.sandbox_id)?;
+    Ok(Json(PtyListResponse {
+        sessions: target.runtime.ptys().iter().map(|s| s.info()).collect(),
+    }))
+}
+
+/// `GET /process/pty/{id}`.
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    UrlPath(p): UrlPath<PtyPath>,
+) -> Result<Json<PtySessionInfo>, ApiError> {
+    let target = state.toolbox_target(&p.sandbox_id)?;
+    Ok(Json(target.runtime.pty(&p.session_id)?.info()))
+}
+
+/// `DELETE /process/pty/{id}`: kills the shell and everything it started; 200 `{message}`.
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    UrlPath(p): UrlPath<PtyPath>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let target = state.toolbox_target(&p.sandbox_id)?;
+    target.runtime.delete_pty(&p.session_id).await?;
+    Ok(Json(serde_json::json!({
+        "message": format!("PTY session {} deleted", p.session_id)
+    })))
+}
+
+/// `POST /process/pty/{id}/resize` `{cols, rows}`: the session info; 400 outside 1..=1000,
+/// 410 once the shell exited.
+pub(crate) async fn resize(
+    State(state): State<AppState>,
+    UrlPath(p): UrlPath<PtyPath>,
+    body: Bytes,
+) -> Result<Json<PtySessionInfo>, ApiError> {
+    let target = state.toolbox_target(&p.sandbox_id)?;
+    let req: PtyResizeRequest = parse_json(&body)?;
+    let session = target.runtime.pty(&p.session_id)?;
+    session.resize(req.cols, req.rows)?;
+    Ok(Json(session.info()))
+}
+
+/// What the client offered in `Sec-WebSocket-Protocol`.
+struct Offer {
+    exit_control: bool,
+    envs: Option<BTreeMap<String, String>>,
+}
+
+fn read_offer(headers: &HeaderMap) -> Result<Offer, ApiError> {
+    let mut offer = Offer {
+        exit_control: false,
+        envs: None,
+    };
+    let tokens = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim);
+    for token in tokens {
+        if token == PTY_EXIT_CONTROL_SUBPROTOCOL {
+            offer.exit_control = true;
+        } else if let Some(encoded) = token.strip_prefix(PTY_ENVS_SUBPROTOCOL_PREFIX) {
+            let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(encoded.trim_end_matches('='))
+                .map_err(|e| {
+                    bad_request(format!("invalid {PTY_ENVS_SUBPROTOCOL_PREFIX} token: {e}"))
+                })?;
+            let envs: BTreeMap<String, String> = serde_json::from_slice(&raw).map_err(|e| {
+                bad_request(format!(
+                    "invalid {PTY_ENVS_SUBPROTOCOL_PREFIX} token: not a JSON object of strings: {e}"
+                ))
+            })?;
+            offer.envs = Some(envs);
+        }
+    }
+    Ok(offer)
+}
+
+fn require_upgrade(
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<WebSocketUpgrade, ApiError> {
+    upgrade.map_err(|e| bad_request(format!("a WebSocket upgrade is required: {e}")))
+}
+
+fn parse_dimension(name: &str, raw: Option<&str>) -> Result<Option<u16>, ApiError> {
+    raw.filter(|r| !r.is_empty())
+        .map(|r| {
+            r.parse::<u16>().map_err(|_| {
+                bad_request(format!(
+                    "{name} must be a number between 1 and 1000, got {r:?}"
+                ))
+            })
+        })
+        .transpose()
+}
+
+/// `GET /process/pty/create-connect` (WebSocket): creates the session and attaches.
+pub(crate) async fn create_connect(
+    State(state): State<AppState>,
+    UrlPath(p): UrlPath<SandboxPath>,
+    Query(q): Query<CreateConnectQuery>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let target = state.toolbox_target(&p.sandbox_id)?;
+    let upgrade = require_upgrade(upgrade)?;
+    let offer = read_offer(&headers)?;
+    let id =
+        q.id.filter(|id| !id.trim().is_empty())
+            .ok_or_else(|| bad_request("id is required"))?;
+    let req = PtyCreateRequest {
+        id: Some(id),
+        cwd: q.cwd,
+        envs: offer.envs,
+        cols: parse_dimension("cols", q.cols.as_deref())?,
+        rows: parse_dimension("rows", q.rows.as_deref())?,
+        lazy_start: Some(false),
+    };
+    let session = create_session(&target, req)?;
+    let drop_rule = state.ws_drop_after(uri.path());
+    Ok(upgrade_with(upgrade, offer.exit_control, move |socket| {
+        serve(
+            socket,
+            state,
+            target.sandbox_id,
+            Some(session),
+            String::new(),
+            offer.exit_control,
+            drop_rule,
+        )
+    }))
+}
+
+/// `GET /process/pty/{id}/connect` (WebSocket): attaches to an existing session.
+pub(crate) async fn connect(
+    State(state): State<AppState>,
+    UrlPath(p): UrlPath<PtyPath>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let target = state.toolbox_target(&p.sandbox_id)?;
+    let upgrade = require_upgrade(upgrade)?;
+    let offer = read_offer(&headers)?;
+    let session = target.runtime.pty(&p.session_id).ok();
+    let drop_rule = state.ws_drop_after(uri.path());
+    let id = p.session_id;
+    Ok(upgrade_with(upgrade, offer.exit_control, move |socket| {
+        serve(
+            socket,
+            state,
+            target.sandbox_id,
+            session,
+            id,
+            offer.exit_control,
+            drop_rule,
+        )
+    }))
+}
+
+fn upgrade_with<F, Fut>(upgrade: WebSocketUpgrade, exit_control: bool, serve: F) -> Response
+where
+    F: FnOnce(WebSocket) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let upgrade = if exit_control {
+        upgrade.protocols([PTY_EXIT_CONTROL_SUBPROTOCOL])
+    } else {
+        upgrade
+    };
+    upgrade.on_upgrade(serve)
+}
+
+/// Counts what was sent, for fault rules that cut the socket.
+struct Sent {
+    frames: usize,
+    bytes: usize,
+    rule: Option<WsDrop>,
+}
+
+impl Sent {
+    fn record(&mut self, len: usize) -> bool {
+        self.frames += 1;
+        self.bytes += len;
+        self.must_drop()
+    }
+
+    fn must_drop(&self) -> bool {
+        self.rule
+            .is_some_and(|r| r.reached(self.frames, self.bytes))
+    }
+}
+
+/// One attached client: output out, input in, until the shell exits or the client leaves.
+async fn serve(
+    mut socket: WebSocket,
+    state: AppState,
+    sandbox_id: String,
+    session: Option<Arc<PtySession>>,
+    requested_id: String,
+    exit_control: bool,
+    drop_rule: Option<WsDrop>,
+) {
+    let mut sent = Sent {
+        frames: 0,
+        bytes: 0,
+        rule: drop_rule,
+    };
+    if sent.must_drop() {
+        return;
+    }
+    let Some(session) = session else {
+        let message = format!("PTY session {requested_id} not found");
+        fail(socket, exit_control, message).await;
+        return;
+    };
+    if let Err(e) = session.start() {
+        fail(socket, exit_control, e.message).await;
+        return;
+    }
+    if !send_control(&mut socket, &PtyControlMessage::connected(), &mut sent).await {
+        return;
+    }
+    let (history, mut output) = session.attach();
+    if !history.is_empty() {
+        let len = history.len();
+        if socket.send(Message::Binary(history.into())).await.is_err() || sent.record(len) {
+            return;
+        }
+    }
+    let mut exit_rx = session.exit_rx();
+    let shutdown = state.shutdown_token();
+    loop {
+        tokio::select! {
+            biased;
+            chunk = output.recv() => match chunk {
+                Ok(bytes) => {
+                    let len = bytes.len();
+                    if socket.send(Message::Binary(bytes)).await.is_err() || sent.record(len) {
+                        return;
+                    }
+                }
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::debug!(pty = %session.id(), missed, "a slow pty client missed output");
+                }
+                // The session is gone (deleted); its exit follows on the watch.
+                Err(RecvError::Closed) => {}
+            },
+            exit = async { exit_rx.wait_for(Option::is_some).await.ok().and_then(|e| e.clone()) } => {
+                // What was printed before the exit goes first.
+                loop {
+                    match output.try_recv() {
+                        Ok(bytes) => {
+                            let len = bytes.len();
+                            if socket.send(Message::Binary(bytes)).await.is_err() || sent.record(len) {
+                                return;
+                            }
+                        }
+                        Err(TryRecvError::Lagged(_)) => continue,
+                        Err(_) => break,
+                    }
+                }
+                let exit = exit.unwrap_or(PtyExit { code: -1, reason: Some("unknown".into()) });
+                finish(socket, exit_control, exit, &mut sent).await;
+                return;
+            },
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Binary(data))) => {
+                    state.record_activity(&sandbox_id);
+                    if let Err(e) = session.write(&data).await {
+                        tracing::debug!(pty = %session.id(), error = %e, "writing pty input failed");
+                    }
+                }
+                Some(Ok(Message::Text(text))) => {
+                    state.record_activity(&sandbox_id);
+                    if let Err(e) = session.write(text.as_bytes()).await {
+                        tracing::debug!(pty = %session.id(), error = %e, "writing pty input failed");
+                    }
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                // The client detached; the shell keeps running.
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+            },
+            _ = shutdown.cancelled() => {
+                close(socket, CLOSE_GOING_AWAY, String::new()).await;
+                return;
+            }
+        }
+    }
+}
+
+async fn send_control(
+    socket: &mut WebSocket,
+    message: &PtyControlMessage,
+    sent: &mut Sent,
+) -> bool {
+    let text = serde_json::to_string(message).unwrap_or_default();
+    let len = text.len();
+    socket.send(Message::Text(text.into())).await.is_ok() && !sent.record(len)
+}
+
+/// The exit: the `exited` control frame (exit-control clients), then the close frame.
+async fn finish(mut socket: WebSocket, exit_control: bool, exit: PtyExit, sent: &mut Sent) {
+    if exit_control
+        && !send_control(
+            &mut socket,
+            &PtyControlMessage::exited(exit.code, exit.reason.clone()),
+            sent,
+        )
+        .await
+    {
+        return;
+    }
+    let code = if exit.code == 0 {
+        PTY_CLOSE_NORMAL
+    } else {
+        PTY_CLOSE_ERROR
+    };
+    let reason = PtyCloseReason {
+        exit_code: Some(exit.code),
+        exit_reason: exit.reason,
+        error: None,
+    };
+    close(
+        socket,
+        code,
+        serde_json::to_string(&reason).unwrap_or_default(),
+    )
+    .await;
+}
+
+/// Attaching failed: an `error` control frame (exit-control clients), then close 1011 with
+/// `{"error":...}`.
+async fn fail(mut socket: WebSocket, exit_control: bool, message: String) {
+    if exit_control {
+        let text =
+            serde_json::to_string(&PtyControlMessage::error(message.clone())).unwrap_or_default();
+        if socket.send(Message::Text(text.into())).await.is_err() {
+            return;
+        }
+    }
+    let reason = PtyCloseReason {
+        exit_code: None,
+        exit_reason: None,
+        error: Some(message),
+    };
+    close(
+        socket,
+        PTY_CLOSE_ERROR,
+        serde_json::to_string(&reason).unwrap_or_default(),
+    )
+    .await;
+}
+
+/// Sends a close frame (reason cut to the protocol's 123 bytes), then lingers for the reply.
+async fn close(mut socket: WebSocket, code: u16, mut reason: String) {
+    if reason.len() > 123 {
+        let mut cut = 123;
+        while !reason.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        reason.truncate(cut);
+    }
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    if socket.send(Message::Close(Some(frame))).await.is_err() {
+        return;
+    }
+    let _ = tokio::time::timeout(CLOSE_LINGER, async {
+        while let Some(Ok(msg)) = socket.recv().await {
+            if matches!(msg, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn offers_are_read_from_every_protocol_header() {
+        let mut headers = HeaderMap::new();
+        let envs = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"A":"1"}"#);
+        headers.append(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_str(&format!(
+                "{PTY_ENVS_SUBPROTOCOL_PREFIX}{envs}, {PTY_EXIT_CONTROL_SUBPROTOCOL}"
+            ))
+            .unwrap(),
+        );
+        let offer = read_offer(&headers).unwrap();
+        assert!(offer.exit_control);
+        assert_eq!(offer.envs.unwrap()["A"], "1");
+        let mut bad = HeaderMap::new();
+        bad.append(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static("X-Daytona-Pty-Envs~!!!"),
+        );
+        assert_eq!(
+            read_offer(&bad).err().unwrap().status,
+            StatusCode::BAD_REQUEST
+        );
+    }
+
+    #[test]
+    fn dimensions_are_checked() {
+        assert_eq!(dimension("cols", None, 80).unwrap(), 80);
+        assert!(dimension("cols", Some(0), 80).is_err());
+        assert!(dimension("rows", Some(1001), 24).is_err());
+        assert!(parse_dimension("cols", Some("abc")).is_err());
+        assert_eq!(parse_dimension("cols", Some("")).unwrap(), None);
+    }
+}
