@@ -5,8 +5,9 @@
 //! answer goes back as a `role: tool` message, until the model answers without calling a tool.
 //!
 //! ```sh
-//! cargo run --example agent_loop                      # offline: a scripted model
-//! OPENAI_API_KEY=… cargo run --example agent_loop     # any OpenAI-compatible endpoint
+//! cargo run --example agent_loop                          # offline: a scripted model
+//! OPENAI_API_KEY=… cargo run --example agent_loop         # any OpenAI-compatible endpoint
+//! cargo run --example agent_loop -- --provider daytona    # in a Daytona sandbox
 //! ```
 //!
 //! With `OPENAI_API_KEY` set it talks to `OPENAI_BASE_URL` (default
@@ -15,7 +16,15 @@
 //! error, fixes the bug with `edit_file`, runs it again and reads the result.
 //!
 //! Flags: `--provider local|daytona` (default `local`), `--scripted` (ignore `OPENAI_API_KEY`),
-//! `--max-turns N` (default 20). The sandbox is destroyed on every exit path, Ctrl-C included.
+//! `--max-turns N` (default 20), `--emulator` (with `daytona`: use the emulator even when
+//! `DAYTONA_API_KEY` is set).
+//!
+//! `--provider daytona` runs the tools in a Daytona sandbox: on Daytona Cloud when
+//! `DAYTONA_API_KEY` is set (`DAYTONA_API_URL` and `DAYTONA_TARGET` are honoured), otherwise on a
+//! Daytona emulator this process starts, so it also works offline. The same `Workspace` code
+//! drives both providers; only `make_sandbox` differs.
+//!
+//! The sandbox is destroyed (and the emulator shut down) on every exit path, Ctrl-C included.
 
 use std::error::Error;
 use std::process::ExitCode;
@@ -25,6 +34,11 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use workspace_sandbox::{LocalSandbox, WorkspaceSandbox};
 use workspace_tools::Workspace;
+
+#[path = "support/daytona_target.rs"]
+mod daytona_target;
+
+use daytona_target::DaytonaTarget;
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
@@ -44,6 +58,7 @@ struct Cli {
     provider: String,
     scripted: bool,
     max_turns: usize,
+    emulator: bool,
 }
 
 fn parse_cli() -> Result<Cli, String> {
@@ -51,12 +66,14 @@ fn parse_cli() -> Result<Cli, String> {
         provider: "local".into(),
         scripted: false,
         max_turns: 20,
+        emulator: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--provider" => cli.provider = args.next().ok_or("--provider needs a value")?,
             "--scripted" => cli.scripted = true,
+            "--emulator" => cli.emulator = true,
             "--max-turns" => {
                 let n = args.next().ok_or("--max-turns needs a value")?;
                 cli.max_turns = n
@@ -67,7 +84,8 @@ fn parse_cli() -> Result<Cli, String> {
             }
             "-h" | "--help" => {
                 return Err(
-                    "usage: agent_loop [--provider local|daytona] [--scripted] [--max-turns N]"
+                    "usage: agent_loop [--provider local|daytona] [--scripted] [--max-turns N] \
+                     [--emulator]"
                         .into(),
                 );
             }
@@ -77,18 +95,41 @@ fn parse_cli() -> Result<Cli, String> {
     Ok(cli)
 }
 
+/// A sandbox, and the Daytona target to shut down after it (for `daytona`).
+struct Provided {
+    sandbox: Arc<dyn WorkspaceSandbox>,
+    daytona: Option<DaytonaTarget>,
+}
+
 /// The one place a provider is chosen: add a branch here for a new one.
-fn make_sandbox(provider: &str) -> Result<Arc<dyn WorkspaceSandbox>, String> {
-    match provider {
-        "local" => LocalSandbox::builder()
-            .build()
-            .map(|s| Arc::new(s) as Arc<dyn WorkspaceSandbox>)
-            .map_err(|e| format!("could not create a local sandbox: {e}")),
-        "daytona" => Err(
-            "the Daytona provider is not wired into this example yet: it arrives \
-             with a later task. Use --provider local for now."
-                .into(),
-        ),
+async fn make_sandbox(cli: &Cli) -> Result<Provided, String> {
+    match cli.provider.as_str() {
+        "local" => {
+            let sandbox = LocalSandbox::builder()
+                .build()
+                .map_err(|e| format!("could not create a local sandbox: {e}"))?;
+            Ok(Provided {
+                sandbox: Arc::new(sandbox),
+                daytona: None,
+            })
+        }
+        "daytona" => {
+            let target = DaytonaTarget::from_env(cli.emulator)
+                .await
+                .map_err(|e| format!("could not reach Daytona: {e}"))?;
+            println!("daytona: {}", target.describe());
+            // Nothing is created yet: the first tool call starts the sandbox.
+            match target.builder().label("example", "agent_loop").build() {
+                Ok(sandbox) => Ok(Provided {
+                    sandbox: Arc::new(sandbox),
+                    daytona: Some(target),
+                }),
+                Err(e) => {
+                    target.shutdown().await;
+                    Err(format!("could not configure a Daytona sandbox: {e}"))
+                }
+            }
+        }
         other => Err(format!(
             "unknown provider {other:?}: expected `local` or `daytona`"
         )),
@@ -104,8 +145,12 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let sandbox = match make_sandbox(&cli.provider) {
-        Ok(s) => s,
+    let made = tokio::select! {
+        made = make_sandbox(&cli) => made,
+        _ = tokio::signal::ctrl_c() => Err("interrupted by Ctrl-C".into()),
+    };
+    let Provided { sandbox, daytona } = match made {
+        Ok(p) => p,
         Err(msg) => {
             eprintln!("error: {msg}");
             return ExitCode::from(2);
@@ -120,6 +165,13 @@ async fn main() -> ExitCode {
     match sandbox.destroy().await {
         Ok(()) => println!("\nsandbox {} destroyed", sandbox.id()),
         Err(e) => eprintln!("warning: destroying sandbox {} failed: {e}", sandbox.id()),
+    }
+    if let Some(target) = daytona {
+        let emulated = target.is_emulator();
+        target.shutdown().await;
+        if emulated {
+            println!("emulator shut down");
+        }
     }
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -16,3 +16,9 @@ pub use workspace_local::LocalSandbox;
 /// The sandbox as LLM tools: JSON-Schema definitions, one dispatcher, output shaped for a model.
 #[cfg(feature = "tools")]
 pub use workspace_tools as tools;
+
+/// The Daytona provider: the Rust Daytona client and [`DaytonaSandbox`].
+#[cfg(feature = "daytona")]
+pub use workspace_daytona as daytona;
+#[cfg(feature = "daytona")]
+pub use workspace_daytona::DaytonaSandbox;

@@ -27,7 +27,7 @@ const LIST_PAGE_SIZE: u32 = 100;
 /// stderr), a `User-Agent`, and with a JWT `X-Daytona-Organization-ID`.
 #[derive(Debug, Clone)]
 pub struct DaytonaClient {
-    transport: Arc<Transport>,
+    pub(crate) transport: Arc<Transport>,
 }
 
 /// Filters for [`DaytonaClient::list_with`].
@@ -91,6 +91,17 @@ impl DaytonaClient {
         timeout: Option<Duration>,
     ) -> Result<Sandbox, DaytonaError> {
         let body = params.to_wire(self.transport.config().target_name())?;
+        self.create_observed(body, timeout, None).await
+    }
+
+    /// [`create`](Self::create), following the image build log into `on_build_log` when the
+    /// sandbox is being built (see `build_logs.rs`).
+    pub(crate) async fn create_observed(
+        &self,
+        body: daytona_api::sandbox::CreateSandbox,
+        timeout: Option<Duration>,
+        on_build_log: Option<&mut (dyn FnMut(&str) + Send)>,
+    ) -> Result<Sandbox, DaytonaError> {
         let until = deadline(timeout);
         let named = body.name.clone();
         let call = Call::new("sandbox.create", Method::POST, self.api_url(&["sandbox"])?)
@@ -124,6 +135,9 @@ impl DaytonaClient {
             Err(e) => return Err(e),
         };
         let mut sandbox = Sandbox::from_dto(Arc::clone(&self.transport), dto);
+        if let Some(on_line) = on_build_log {
+            crate::build_logs::follow_during_create(&mut sandbox, until, on_line).await;
+        }
         if sandbox.state() != Some(&daytona_api::sandbox::SandboxState::Started) {
             let left = until.map(|u| u.saturating_duration_since(std::time::Instant::now()));
             sandbox

@@ -4,10 +4,12 @@
 //! `\x01\x01\x01` before stdout lines, `\x02\x02\x02` before stderr lines. Followed logs arrive as
 //! WebSocket frames cut at arbitrary byte offsets, so a marker, or a UTF-8 character, may be split
 //! across frames. [`Demuxer`] carries the partial marker (at most two bytes, in a fixed array) and
-//! keeps one [`Utf8Decoder`] per stream, so the text it emits is exactly what an unsplit scan of
-//! the whole log would give.
-
-use workspace_core::output::Utf8Decoder;
+//! a held-back partial UTF-8 character per stream, so the text it emits is exactly what an
+//! unsplit scan of the whole log would give.
+//!
+//! Throughput matters (a chatty command's log passes through here byte by byte), so the scan
+//! for marker bytes looks at eight bytes at a time, and [`Demuxer`] decodes straight into the
+//! string it emits: one allocation per run of one stream in a frame, not one per marker.
 
 /// Which output stream a piece of text belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -33,11 +35,12 @@ fn marker_stream(byte: u8) -> Option<OutputStream> {
     }
 }
 
-/// Incremental demultiplexer for marker-labelled session logs.
+/// Incremental demultiplexer for marker-labelled session logs, decoding each stream as UTF-8.
 ///
 /// Markers are matched leftmost-first. Bytes before the first marker are stdout (what an old
-/// daemon that sends unlabelled output means). Emitted text never contains marker bytes and never
-/// splits a UTF-8 character; invalid UTF-8 becomes U+FFFD.
+/// daemon that sends unlabelled output means). Markers never reach the emitted text, which
+/// never splits a UTF-8 character; invalid UTF-8 becomes U+FFFD. [`RawDemuxer`] does the same
+/// split without decoding.
 ///
 /// ```
 /// use workspace_daytona::demux::{Demuxer, OutputStream};
@@ -51,31 +54,215 @@ fn marker_stream(byte: u8) -> Option<OutputStream> {
 ///     (OutputStream::Stderr, "oops\n".to_string()),
 /// ]);
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Demuxer {
-    current: OutputStream,
-    /// Trailing bytes of the previous frame that are a proper prefix of a marker (all equal).
-    pending: [u8; MARKER_LEN - 1],
-    pending_len: usize,
-    stdout: Utf8Decoder,
-    stderr: Utf8Decoder,
-}
-
-impl Default for Demuxer {
-    fn default() -> Self {
-        Self::new()
-    }
+    raw: RawDemuxer,
+    stdout: TextDecoder,
+    stderr: TextDecoder,
 }
 
 impl Demuxer {
     /// A demuxer at the start of a log.
     pub fn new() -> Self {
-        Demuxer {
+        Self::default()
+    }
+
+    /// The stream the next unlabelled byte belongs to.
+    pub fn current(&self) -> OutputStream {
+        self.raw.current()
+    }
+
+    /// Feeds one frame; `emit` is called with each complete piece of text, in order. Text of
+    /// one stream that follows itself within the frame (several lines in a row) comes as one
+    /// piece.
+    pub fn push<F: FnMut(OutputStream, String)>(&mut self, frame: &[u8], mut emit: F) {
+        let Demuxer {
+            raw,
+            stdout,
+            stderr,
+        } = self;
+        let mut run = Run::default();
+        raw.push(frame, |stream, bytes| {
+            let decoder = match stream {
+                OutputStream::Stdout => &mut *stdout,
+                OutputStream::Stderr => &mut *stderr,
+            };
+            decoder.decode_into(bytes, run.text_for(stream, bytes.len(), &mut emit));
+        });
+        run.flush(&mut emit);
+    }
+
+    /// Ends the log: a held-back partial marker is data after all, and an incomplete UTF-8
+    /// character becomes U+FFFD.
+    pub fn finish<F: FnMut(OutputStream, String)>(&mut self, mut emit: F) {
+        let Demuxer {
+            raw,
+            stdout,
+            stderr,
+        } = self;
+        let mut run = Run::default();
+        raw.finish(|stream, bytes| {
+            let decoder = match stream {
+                OutputStream::Stdout => &mut *stdout,
+                OutputStream::Stderr => &mut *stderr,
+            };
+            decoder.decode_into(bytes, run.text_for(stream, bytes.len(), &mut emit));
+        });
+        run.flush(&mut emit);
+        for (stream, decoder) in [
+            (OutputStream::Stdout, &mut self.stdout),
+            (OutputStream::Stderr, &mut self.stderr),
+        ] {
+            if decoder.finish() {
+                emit(stream, '\u{FFFD}'.to_string());
+            }
+        }
+    }
+
+    /// Demuxes a complete log in one go, into `(stdout, stderr)`.
+    ///
+    /// ```
+    /// let (out, err) = workspace_daytona::demux::split_all(b"\x01\x01\x01a\n\x02\x02\x02b\n");
+    /// assert_eq!((out.as_str(), err.as_str()), ("a\n", "b\n"));
+    /// ```
+    pub fn split(mut self, log: &[u8]) -> (String, String) {
+        let mut out = String::new();
+        let mut err = String::new();
+        let mut sink = |s: OutputStream, t: String| match s {
+            OutputStream::Stdout => out.push_str(&t),
+            OutputStream::Stderr => err.push_str(&t),
+        };
+        self.push(log, &mut sink);
+        self.finish(&mut sink);
+        (out, err)
+    }
+}
+
+/// The text of one stream being gathered for a single emit.
+#[derive(Default)]
+struct Run {
+    current: Option<(OutputStream, String)>,
+}
+
+impl Run {
+    /// The string to append `stream`'s next text to; a switch of stream emits what was
+    /// gathered first.
+    fn text_for<F: FnMut(OutputStream, String)>(
+        &mut self,
+        stream: OutputStream,
+        hint: usize,
+        emit: &mut F,
+    ) -> &mut String {
+        if self.current.as_ref().is_some_and(|(s, _)| *s != stream) {
+            self.flush(emit);
+        }
+        &mut self
+            .current
+            .get_or_insert_with(|| (stream, String::with_capacity(hint)))
+            .1
+    }
+
+    fn flush<F: FnMut(OutputStream, String)>(&mut self, emit: &mut F) {
+        if let Some((stream, text)) = self.current.take()
+            && !text.is_empty()
+        {
+            emit(stream, text);
+        }
+    }
+}
+
+/// One stream's UTF-8 decoding, appending to a caller's string: never splits a character
+/// (an incomplete one at the end of a piece waits for the next), and turns invalid bytes into
+/// U+FFFD as [`String::from_utf8_lossy`] does.
+#[derive(Debug, Clone, Default)]
+struct TextDecoder {
+    /// The start of a character cut by the end of the previous piece (at most three bytes).
+    pending: Vec<u8>,
+}
+
+impl TextDecoder {
+    fn decode_into(&mut self, piece: &[u8], out: &mut String) {
+        if self.pending.is_empty() {
+            self.decode_complete(piece, out);
+        } else {
+            // Rare: a character was cut by a frame boundary.
+            let mut joined = std::mem::take(&mut self.pending);
+            joined.extend_from_slice(piece);
+            self.decode_complete(&joined, out);
+        }
+    }
+
+    fn decode_complete(&mut self, data: &[u8], out: &mut String) {
+        let mut rest = data;
+        loop {
+            match std::str::from_utf8(rest) {
+                Ok(text) => {
+                    out.push_str(text);
+                    return;
+                }
+                Err(e) => {
+                    let (valid, after) = rest.split_at(e.valid_up_to());
+                    // `valid` was just checked; the fallback is unreachable.
+                    out.push_str(std::str::from_utf8(valid).unwrap_or_default());
+                    match e.error_len() {
+                        Some(bad) => {
+                            out.push('\u{FFFD}');
+                            rest = &after[bad..];
+                        }
+                        None => {
+                            self.pending = after.to_vec();
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// End of stream: whether an incomplete character was left (it becomes one U+FFFD).
+    fn finish(&mut self) -> bool {
+        let left = !self.pending.is_empty();
+        self.pending.clear();
+        left
+    }
+}
+
+/// The marker split of [`Demuxer`] on bytes: emits each stream's raw bytes (exactly as the
+/// command wrote them, invalid UTF-8 included), so a caller can count bytes, cap buffers and
+/// decode on its own terms.
+///
+/// The bytes it emits for a log are the same however the log is cut into frames, so two readers
+/// of one log agree on every stream offset.
+///
+/// ```
+/// use workspace_daytona::demux::{OutputStream, RawDemuxer};
+/// let mut d = RawDemuxer::new();
+/// let mut err = Vec::new();
+/// d.push(b"\x02\x02\x02\xffbad\n\x01\x01", |s, b| if s == OutputStream::Stderr { err.extend_from_slice(b) });
+/// d.finish(|_, _| {});
+/// assert_eq!(err, b"\xffbad\n");
+/// ```
+#[derive(Debug, Clone)]
+pub struct RawDemuxer {
+    current: OutputStream,
+    /// Trailing bytes of the previous frame that are a proper prefix of a marker (all equal).
+    pending: [u8; MARKER_LEN - 1],
+    pending_len: usize,
+}
+
+impl Default for RawDemuxer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RawDemuxer {
+    /// A demuxer at the start of a log.
+    pub fn new() -> Self {
+        RawDemuxer {
             current: OutputStream::Stdout,
             pending: [0; MARKER_LEN - 1],
             pending_len: 0,
-            stdout: Utf8Decoder::default(),
-            stderr: Utf8Decoder::default(),
         }
     }
 
@@ -84,8 +271,8 @@ impl Demuxer {
         self.current
     }
 
-    /// Feeds one frame; `emit` is called with each complete piece of text, in order.
-    pub fn push<F: FnMut(OutputStream, String)>(&mut self, frame: &[u8], mut emit: F) {
+    /// Feeds one frame; `emit` is called with each run of bytes of one stream, in order.
+    pub fn push<F: FnMut(OutputStream, &[u8])>(&mut self, frame: &[u8], mut emit: F) {
         let mut data = frame;
         // First settle a marker prefix carried over from the previous frame.
         while self.pending_len > 0 {
@@ -116,13 +303,13 @@ impl Demuxer {
         }
 
         let mut start = 0;
-        let mut i = 0;
+        let mut i = next_marker_byte(data, 0);
         while i < data.len() {
-            let Some(stream) = marker_stream(data[i]) else {
-                i += 1;
+            let byte = data[i];
+            let Some(stream) = marker_stream(byte) else {
+                i = next_marker_byte(data, i + 1);
                 continue;
             };
-            let byte = data[i];
             let rest = &data[i..];
             if rest.len() >= MARKER_LEN {
                 if rest[1] == byte && rest[2] == byte {
@@ -130,8 +317,9 @@ impl Demuxer {
                     self.current = stream;
                     i += MARKER_LEN;
                     start = i;
+                    i = next_marker_byte(data, i);
                 } else {
-                    i += 1;
+                    i = next_marker_byte(data, i + 1);
                 }
             } else if rest.iter().all(|&b| b == byte) {
                 // A possible marker cut by the frame end: hold it back.
@@ -140,64 +328,55 @@ impl Demuxer {
                 self.pending_len = rest.len();
                 return;
             } else {
-                i += 1;
+                i = next_marker_byte(data, i + 1);
             }
         }
         self.emit_data(&data[start..], &mut emit);
     }
 
-    /// Ends the log: a held-back partial marker is data after all, and an incomplete UTF-8
-    /// character becomes U+FFFD.
-    pub fn finish<F: FnMut(OutputStream, String)>(&mut self, mut emit: F) {
+    /// Ends the log: a held-back partial marker is data after all.
+    pub fn finish<F: FnMut(OutputStream, &[u8])>(&mut self, mut emit: F) {
         if self.pending_len > 0 {
             let pending = self.pending;
             let n = self.pending_len;
             self.pending_len = 0;
             self.emit_data(&pending[..n], &mut emit);
         }
-        for stream in [OutputStream::Stdout, OutputStream::Stderr] {
-            let tail = self.decoder(stream).finish();
-            if !tail.is_empty() {
-                emit(stream, tail);
-            }
-        }
     }
 
-    /// Demuxes a complete log in one go, into `(stdout, stderr)`.
-    ///
-    /// ```
-    /// let (out, err) = workspace_daytona::demux::split_all(b"\x01\x01\x01a\n\x02\x02\x02b\n");
-    /// assert_eq!((out.as_str(), err.as_str()), ("a\n", "b\n"));
-    /// ```
-    pub fn split(mut self, log: &[u8]) -> (String, String) {
-        let mut out = String::new();
-        let mut err = String::new();
-        let mut sink = |s: OutputStream, t: String| match s {
-            OutputStream::Stdout => out.push_str(&t),
-            OutputStream::Stderr => err.push_str(&t),
-        };
-        self.push(log, &mut sink);
-        self.finish(&mut sink);
-        (out, err)
+    fn emit_data<F: FnMut(OutputStream, &[u8])>(&self, bytes: &[u8], emit: &mut F) {
+        if !bytes.is_empty() {
+            emit(self.current, bytes);
+        }
     }
+}
 
-    fn decoder(&mut self, stream: OutputStream) -> &mut Utf8Decoder {
-        match stream {
-            OutputStream::Stdout => &mut self.stdout,
-            OutputStream::Stderr => &mut self.stderr,
+/// The index of the first byte at or after `from` that may start a marker (`0x01` or `0x02`),
+/// or `data.len()`. Output rarely holds such bytes, so it tests eight at a time: a word's bytes
+/// below 3 get their high bit set by `(w - 0x0303…) & !w & 0x8080…`, and the lowest flagged
+/// byte is exact (borrows only travel upward, from a byte that is itself below 3).
+fn next_marker_byte(data: &[u8], from: usize) -> usize {
+    const THREES: u64 = 0x0303_0303_0303_0303;
+    const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+    let mut i = from;
+    while let Some(word) = data.get(i..).and_then(|d| d.first_chunk::<8>()) {
+        let w = u64::from_le_bytes(*word);
+        let below_three = w.wrapping_sub(THREES) & !w & HIGH_BITS;
+        if below_three == 0 {
+            i += 8;
+            continue;
         }
+        let at = i + (below_three.trailing_zeros() / 8) as usize;
+        if marker_stream(data[at]).is_some() {
+            return at;
+        }
+        // A NUL byte: look on after it.
+        i = at + 1;
     }
-
-    fn emit_data<F: FnMut(OutputStream, String)>(&mut self, bytes: &[u8], emit: &mut F) {
-        if bytes.is_empty() {
-            return;
-        }
-        let stream = self.current;
-        let text = self.decoder(stream).decode(bytes);
-        if !text.is_empty() {
-            emit(stream, text);
-        }
+    while i < data.len() && marker_stream(data[i]).is_none() {
+        i += 1;
     }
+    i.min(data.len())
 }
 
 /// Demuxes a complete log into `(stdout, stderr)`.
@@ -217,7 +396,7 @@ mod tests {
         let mut out = String::new();
         let mut err = String::new();
         let mut sink = |s: OutputStream, t: String| {
-            assert!(!t.contains('\u{1}') || !t.contains("\u{1}\u{1}\u{1}"));
+            assert!(!t.is_empty(), "empty pieces are never emitted");
             match s {
                 OutputStream::Stdout => out.push_str(&t),
                 OutputStream::Stderr => err.push_str(&t),
@@ -414,6 +593,60 @@ mod tests {
         }
     }
 
+    /// The raw split emits the same bytes per stream however the log is cut, and decoding them
+    /// gives what the text demuxer gives.
+    #[test]
+    fn raw_split_is_frame_independent() {
+        let mut rng = StdRng::seed_from_u64(0xb17e5);
+        let alphabet: &[&[u8]] = &[
+            b"\x01",
+            b"\x02",
+            b"\x01\x01\x01",
+            b"\x02\x02\x02",
+            b"a",
+            "☃".as_bytes(),
+            b"\xff",
+        ];
+        let raw = |frames: &[&[u8]]| {
+            let mut d = RawDemuxer::new();
+            let mut out = Vec::new();
+            let mut err = Vec::new();
+            let mut sink = |s: OutputStream, b: &[u8]| match s {
+                OutputStream::Stdout => out.extend_from_slice(b),
+                OutputStream::Stderr => err.extend_from_slice(b),
+            };
+            for f in frames {
+                d.push(f, &mut sink);
+            }
+            d.finish(&mut sink);
+            (out, err)
+        };
+        for _ in 0..2000 {
+            let mut log = Vec::new();
+            for _ in 0..rng.random_range(0..30) {
+                log.extend_from_slice(alphabet[rng.random_range(0..alphabet.len())]);
+            }
+            let whole = raw(&[&log]);
+            let mut frames = Vec::new();
+            let mut rest = &log[..];
+            while !rest.is_empty() {
+                let n = rng.random_range(0..=rest.len().min(4));
+                frames.push(&rest[..n]);
+                rest = &rest[n..];
+            }
+            assert_eq!(raw(&frames), whole, "log {log:?}");
+            let text = run(&[&log]);
+            assert_eq!(
+                (
+                    String::from_utf8_lossy(&whole.0).into_owned(),
+                    String::from_utf8_lossy(&whole.1).into_owned()
+                ),
+                text,
+                "log {log:?}"
+            );
+        }
+    }
+
     /// Well-formed logs: whatever the cuts, the text per stream is exactly the labelled lines.
     #[test]
     fn random_wellformed_logs_roundtrip() {
@@ -446,5 +679,56 @@ mod tests {
             }
             assert_eq!(run(&frames), expected(&borrowed));
         }
+    }
+
+    /// The word-at-a-time scan finds exactly what a byte-by-byte scan finds, whatever the
+    /// alignment, with NUL and high bytes (which the bit trick must not mistake) around.
+    #[test]
+    fn marker_byte_scan_matches_naive() {
+        let mut rng = StdRng::seed_from_u64(0x5ca9);
+        let alphabet = [
+            0x00u8, 0x01, 0x02, 0x03, 0x7f, 0x80, 0x81, 0x82, 0x83, 0xfd, 0xff, b'a',
+        ];
+        for _ in 0..5000 {
+            let len = rng.random_range(0..40);
+            let data: Vec<u8> = (0..len)
+                .map(|_| {
+                    if rng.random_bool(0.8) {
+                        alphabet[rng.random_range(3..alphabet.len())]
+                    } else {
+                        alphabet[rng.random_range(0..3)]
+                    }
+                })
+                .collect();
+            for from in 0..=data.len() {
+                let naive = (from..data.len())
+                    .find(|&i| data[i] == 1 || data[i] == 2)
+                    .unwrap_or(data.len());
+                assert_eq!(next_marker_byte(&data, from), naive, "{data:?} from {from}");
+            }
+        }
+    }
+
+    #[test]
+    fn lines_of_one_stream_in_a_frame_come_as_one_piece() {
+        let log = labelled(&[
+            (OutputStream::Stdout, "a\n"),
+            (OutputStream::Stdout, "b\n"),
+            (OutputStream::Stderr, "c\n"),
+            (OutputStream::Stderr, "d\n"),
+            (OutputStream::Stdout, "e\n"),
+        ]);
+        let mut d = Demuxer::new();
+        let mut seq = Vec::new();
+        d.push(&log, |s, t| seq.push((s, t)));
+        d.finish(|s, t| seq.push((s, t)));
+        assert_eq!(
+            seq,
+            vec![
+                (OutputStream::Stdout, "a\nb\n".to_string()),
+                (OutputStream::Stderr, "c\nd\n".to_string()),
+                (OutputStream::Stdout, "e\n".to_string()),
+            ]
+        );
     }
 }

@@ -141,6 +141,19 @@ pub enum DaytonaError {
         /// The server's `errorReason`.
         reason: Option<String>,
     },
+    /// A snapshot or volume entered a failure state (`error`, `build_failed`) while being
+    /// waited for.
+    #[error("{kind} {id} failed with state {state}: {}", reason.as_deref().unwrap_or("no reason given"))]
+    ResourceFailed {
+        /// `snapshot` or `volume`.
+        kind: &'static str,
+        /// Its name or id.
+        id: String,
+        /// The failure state.
+        state: String,
+        /// The server's `errorReason`.
+        reason: Option<String>,
+    },
     /// A success response whose body was not what the API specifies.
     #[error("unexpected response body from {operation}: {message}")]
     Decode {
@@ -458,6 +471,17 @@ impl From<DaytonaError> for SandboxError {
             e @ DaytonaError::SandboxFailed { .. } => {
                 let code = match &e {
                     DaytonaError::SandboxFailed { state, .. } => Some(state.clone()),
+                    _ => None,
+                };
+                SandboxError::Provider {
+                    status: None,
+                    code,
+                    message: e.to_string(),
+                }
+            }
+            e @ DaytonaError::ResourceFailed { .. } => {
+                let code = match &e {
+                    DaytonaError::ResourceFailed { state, .. } => Some(state.clone()),
                     _ => None,
                 };
                 SandboxError::Provider {

@@ -176,6 +176,97 @@ impl Stream for LogStream {
     }
 }
 
+/// One event of a followed log read without demultiplexing ([`RawLogStream`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RawLogEvent {
+    /// Log bytes exactly as the daemon sent them, markers included.
+    Data(bytes::Bytes),
+    /// The stream ended; always the last event.
+    End(FollowEnd),
+}
+
+/// A live log as raw frames: a [`Stream`] of [`RawLogEvent`]s ending with exactly one
+/// [`RawLogEvent::End`]. For callers that count log bytes (to resume after a drop) and split
+/// the streams themselves with [`crate::demux::RawDemuxer`].
+pub struct RawLogStream {
+    socket: Socket,
+    done: bool,
+}
+
+impl std::fmt::Debug for RawLogStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawLogStream")
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Stream for RawLogStream {
+    type Item = RawLogEvent;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<RawLogEvent>> {
+        let this = &mut *self;
+        loop {
+            if this.done {
+                return Poll::Ready(None);
+            }
+            let end = match this.socket.poll_next_unpin(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(Message::Binary(b)))) => {
+                    if b.is_empty() {
+                        continue;
+                    }
+                    return Poll::Ready(Some(RawLogEvent::Data(b)));
+                }
+                Poll::Ready(Some(Ok(Message::Text(t)))) => {
+                    if t.is_empty() {
+                        continue;
+                    }
+                    return Poll::Ready(Some(RawLogEvent::Data(bytes::Bytes::copy_from_slice(
+                        t.as_bytes(),
+                    ))));
+                }
+                Poll::Ready(Some(Ok(Message::Close(frame)))) => {
+                    let (code, reason) = match frame {
+                        Some(f) => (u16::from(f.code), f.reason.to_string()),
+                        None => (u16::from(CloseCode::Status), String::new()),
+                    };
+                    let _ = Pin::new(&mut this.socket).poll_flush(cx);
+                    FollowEnd::Closed { code, reason }
+                }
+                Poll::Ready(Some(Ok(_))) => continue,
+                Poll::Ready(Some(Err(e))) => FollowEnd::Dropped {
+                    reason: match e {
+                        WsError::ConnectionClosed | WsError::AlreadyClosed => {
+                            "connection closed".to_string()
+                        }
+                        other => error_chain(&other),
+                    },
+                },
+                Poll::Ready(None) => FollowEnd::Dropped {
+                    reason: "connection ended without a close frame".into(),
+                },
+            };
+            this.done = true;
+            return Poll::Ready(Some(RawLogEvent::End(end)));
+        }
+    }
+}
+
+/// [`open`] without demultiplexing.
+pub(crate) async fn open_raw(
+    transport: &Arc<Transport>,
+    op: &'static str,
+    sandbox_id: &str,
+    http_url: Url,
+) -> Result<RawLogStream, DaytonaError> {
+    let socket = connect(transport, op, sandbox_id, http_url).await?;
+    Ok(RawLogStream {
+        socket,
+        done: false,
+    })
+}
+
 /// Opens the WebSocket at `http_url` (its scheme switched to ws/wss) with the SDK headers,
 /// retrying connect failures and transient statuses like any idempotent GET.
 pub(crate) async fn open(
@@ -184,6 +275,18 @@ pub(crate) async fn open(
     sandbox_id: &str,
     http_url: Url,
 ) -> Result<LogStream, DaytonaError> {
+    Ok(LogStream::new(
+        connect(transport, op, sandbox_id, http_url).await?,
+    ))
+}
+
+/// The WebSocket handshake behind [`open`] and [`open_raw`], with its retries.
+async fn connect(
+    transport: &Arc<Transport>,
+    op: &'static str,
+    sandbox_id: &str,
+    http_url: Url,
+) -> Result<Socket, DaytonaError> {
     let mut url = http_url;
     let scheme = if url.scheme() == "https" { "wss" } else { "ws" };
     url.set_scheme(scheme)
@@ -206,7 +309,7 @@ pub(crate) async fn open(
                 span.record("status", 101u16);
                 span.record("attempts", retries + 1);
                 tracing::debug!(parent: &span, op, attempts = retries + 1, "log stream opened");
-                return Ok(LogStream::new(socket));
+                return Ok(socket);
             }
             Err((err, failure)) => {
                 match transport.retry_wait(

@@ -47,32 +47,49 @@
 //! # }
 //! ```
 
+pub mod build_logs;
 pub mod client;
+pub mod code_run;
 pub mod config;
 pub mod demux;
 pub mod error;
 pub mod follow;
 pub mod fs;
+pub mod git;
 pub mod multipart;
 pub mod params;
+pub mod preview;
 pub mod process;
+pub mod provider;
+pub mod pty;
+pub mod pty_handle;
 pub mod retry;
 pub mod sandbox;
 pub mod secret;
+pub mod snapshot;
 mod toolbox;
 mod transport;
+pub mod volume;
 
 pub use client::{DaytonaClient, ListFilter};
+pub use code_run::{CodeRunOptions, CodeRunResult};
 pub use config::{Credentials, DaytonaConfig};
 pub use error::{DaytonaError, ErrorDetails, Result};
-pub use follow::{FollowEnd, LogEvent, LogStream};
+pub use follow::{FollowEnd, LogEvent, LogStream, RawLogEvent, RawLogStream};
 pub use fs::{FilePermissions, FileSystem, FileUpload, UploadSource};
+pub use git::{Git, GitCloneOptions, GitErrorKind, GitRemoteOptions};
 pub use params::{CodeLanguage, CreateSandboxParams, Resources};
+pub use preview::{PREVIEW_TOKEN_HEADER, PreviewLink, SignedPreviewUrl};
 pub use process::{ExecuteOptions, ExecuteResult, Process};
+pub use provider::{DaytonaSandbox, DaytonaSandboxBuilder};
+pub use pty::PtyOptions;
+pub use pty_handle::{PTY_CONNECT_TIMEOUT, PtyExit, PtyHandle, PtyWriter};
 pub use retry::RetryConfig;
 pub use sandbox::Sandbox;
 pub use secret::Secret;
+pub use snapshot::{CreateSnapshotParams, SnapshotSource, Snapshots};
 pub use transport::{SDK_COMPAT_VERSION, SDK_SOURCE};
+pub use volume::Volumes;
 
 /// The wire types this client sends and receives (re-exported from `daytona-api`).
 pub use daytona_api as api;

@@ -14,7 +14,7 @@ use daytona_api::toolbox::{
 
 use crate::demux::split_all;
 use crate::error::DaytonaError;
-use crate::follow::{self, FollowEnd, LogStream};
+use crate::follow::{self, FollowEnd, LogStream, RawLogStream};
 use crate::retry::Replay;
 use crate::toolbox::Toolbox;
 use crate::transport::{Deadline, decode_json};
@@ -337,6 +337,36 @@ impl Process {
             )
             .await?;
         follow::open(
+            &self.tb.transport,
+            "process.follow_logs",
+            &self.tb.sandbox_id,
+            url,
+        )
+        .await
+    }
+
+    /// Follows a session command's log live over WebSocket without demultiplexing it: the raw
+    /// log bytes (markers included) as the daemon sends them, then how the stream ended.
+    ///
+    /// The daemon sends the log from its first byte on every connection, so a caller that
+    /// counted the bytes of a dropped stream can follow again and skip what it already has.
+    pub async fn follow_session_command_logs_raw(
+        &self,
+        session_id: &str,
+        command_id: &str,
+    ) -> Result<RawLogStream, DaytonaError> {
+        check_id("session_id", session_id)?;
+        check_id("command_id", command_id)?;
+        let url = self
+            .tb
+            .url_query(
+                &[
+                    "process", "session", session_id, "command", command_id, "logs",
+                ],
+                &[("follow", "true")],
+            )
+            .await?;
+        follow::open_raw(
             &self.tb.transport,
             "process.follow_logs",
             &self.tb.sandbox_id,

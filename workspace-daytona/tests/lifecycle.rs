@@ -19,6 +19,12 @@ use workspace_daytona::{
 async fn create_sends_every_field_and_the_sdk_headers() {
     let emu = emulator().await;
     let client = DaytonaClient::new(config(&emu).target("eu")).unwrap();
+    // A mounted volume must exist first, as on Daytona.
+    client
+        .volumes()
+        .get_or_create("vol-1", Some(std::time::Duration::from_secs(10)))
+        .await
+        .unwrap();
     let sandbox = client
         .create(
             CreateSandboxParams::new()
@@ -38,7 +44,7 @@ async fn create_sends_every_field_and_the_sdk_headers() {
                 .auto_stop_interval(15)
                 .auto_archive_interval(10080)
                 .ephemeral(true)
-                .volume("vol-1", "/data")
+                .volume("vol-1", "/home/daytona/data")
                 .network_block_all(false)
                 .network_allow_list(["10.0.0.0/8"]),
             T,
@@ -74,7 +80,7 @@ async fn create_sends_every_field_and_the_sdk_headers() {
     assert_eq!(body["networkBlockAll"], false);
     assert_eq!(body["gpu"], 1);
     assert_eq!(body["volumes"][0]["volumeId"], "vol-1");
-    assert_eq!(body["volumes"][0]["mountPath"], "/data");
+    assert_eq!(body["volumes"][0]["mountPath"], "/home/daytona/data");
     assert_eq!(body["env"]["NODE_ENV"], "development");
     assert_eq!(body["labels"]["project"], "mvp");
     assert!(body.get("language").is_none());

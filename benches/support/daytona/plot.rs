@@ -1,0 +1,81 @@
+//! The latency distribution plot: one cumulative distribution curve per flow, log-scaled
+//! milliseconds across, as an SVG document.
+
+use std::time::Duration;
+
+use plotters::prelude::*;
+
+/// One curve.
+pub struct Series<'a> {
+    /// Legend text.
+    pub label: String,
+    /// Every sample.
+    pub samples: &'a [Duration],
+}
+
+/// Renders the curves; `title` heads the plot.
+pub fn render_cdf(title: &str, series: &[Series<'_>]) -> Result<String, String> {
+    let sorted: Vec<Vec<f64>> = series
+        .iter()
+        .map(|s| {
+            let mut v: Vec<f64> = s.samples.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+            v.sort_by(|a, b| a.total_cmp(b));
+            v
+        })
+        .collect();
+    let all = sorted.iter().flatten().copied();
+    let lo = all.clone().fold(f64::INFINITY, f64::min);
+    let hi = all.fold(0.0_f64, f64::max);
+    if !lo.is_finite() || hi <= 0.0 {
+        return Err("no samples to plot".into());
+    }
+    let (lo, hi) = (lo * 0.9, hi * 1.1);
+
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (900, 520)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(16)
+            .x_label_area_size(44)
+            .y_label_area_size(56)
+            .build_cartesian_2d((lo..hi).log_scale(), 0.0..1.0)
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc("round-trip wall time per command (ms, log scale)")
+            .y_desc("fraction of commands at or below")
+            .x_label_formatter(&|v| format!("{v:.1}"))
+            .y_label_formatter(&|v| format!("{v:.1}"))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        let colors = [RED, BLUE, GREEN, MAGENTA, CYAN, BLACK];
+        for (i, (s, v)) in series.iter().zip(&sorted).enumerate() {
+            let color = colors[i % colors.len()];
+            let n = v.len() as f64;
+            // A step curve: at each sample the fraction jumps by 1/n.
+            let mut points = Vec::with_capacity(v.len() * 2);
+            for (k, &x) in v.iter().enumerate() {
+                points.push((x, k as f64 / n));
+                points.push((x, (k + 1) as f64 / n));
+            }
+            chart
+                .draw_series(LineSeries::new(points, color.stroke_width(2)))
+                .map_err(|e| e.to_string())?
+                .label(s.label.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(svg)
+}

@@ -1,0 +1,410 @@
+//! `execute_command`: one Daytona session per command, launched (and retried once if the
+//! sandbox stopped) until the server accepts it, then followed to its exit code, timed out,
+//! cancelled, and cleaned up.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use daytona_api::toolbox::SessionExecuteRequest;
+use futures::StreamExt;
+use tokio::time::Instant;
+use workspace_core::{
+    CancellationToken, CommandResult, EXIT_KILLED, ExecuteCommandOptions, Result, SandboxError,
+    Stdin, build_command_line,
+};
+
+use crate::error::DaytonaError;
+use crate::follow::RawLogEvent;
+use crate::process::Process;
+use crate::sandbox::Sandbox;
+
+use super::collector::Collector;
+use super::sandbox::{Attached, OpError, Shared};
+use super::script::{self, STDIN_EOF_LINE, StdinMode};
+use super::session::{SessionGuard, new_session_id};
+
+/// Prefix of the sessions commands run in.
+pub(crate) const COMMAND_SESSION_PREFIX: &str = "ws-cmd-";
+/// How long to wait for the exit code once the log stream ended normally (the daemon records
+/// it as the stream closes; this only bridges the gap).
+const EXIT_RECORD_WAIT: Duration = Duration::from_secs(10);
+/// Consecutive log-stream failures (without the command finishing) before switching to
+/// polling the log over HTTP.
+const MAX_FOLLOW_FAILURES: u32 = 5;
+/// Pause between polls of the log once the stream is given up on.
+const LOG_POLL: Duration = Duration::from_millis(250);
+/// How long a timeout or cancel waits for the session delete that kills the command.
+const KILL_WAIT: Duration = Duration::from_secs(30);
+/// Largest input request: a few relay lines.
+const INPUT_BATCH: usize = 256 * 1024;
+
+/// A command the server accepted.
+struct Launched {
+    attached: Arc<Attached>,
+    session: SessionGuard,
+    cmd_id: String,
+    /// When the server accepted it: the timeout counts from here.
+    started: Instant,
+}
+
+/// Run one command; see [`super::DaytonaSandbox`] for the contract.
+pub(crate) async fn run(
+    shared: &Arc<Shared>,
+    command: &str,
+    args: &[String],
+    options: ExecuteCommandOptions,
+) -> Result<CommandResult> {
+    options.validate()?;
+    let line = build_command_line(command, args)?;
+    shared.lifecycle.check_usable()?;
+    let cancel = options.cancel.clone().unwrap_or_default();
+    let (stdin_mode, input) = match &options.stdin {
+        Stdin::Closed => (StdinMode::Closed, None),
+        Stdin::Bytes(data) => (StdinMode::Relay, Some(data.clone())),
+    };
+    shared.touch();
+    let launched = tokio::select! {
+        biased;
+        // Cancelled before the server accepted anything: nothing ran (a session created by
+        // then is deleted by its guard).
+        _ = cancel.cancelled() => {
+            return Ok(CommandResult::new(EXIT_KILLED, String::new(), String::new(), Duration::ZERO)
+                .into_killed());
+        }
+        launched = launch(shared, &line, &options.env, options.cwd.as_deref(), stdin_mode) => launched?,
+    };
+    let result = follow_to_end(shared, launched, &options, input, &cancel).await;
+    shared.touch();
+    result
+}
+
+/// Create the session and submit the command, retrying once (on a fresh session) if the
+/// sandbox turned out to be stopped. Returns once the server gave a command id.
+async fn launch(
+    shared: &Arc<Shared>,
+    line: &str,
+    env: &BTreeMap<String, String>,
+    cwd: Option<&str>,
+    stdin: StdinMode,
+) -> Result<Launched> {
+    shared
+        .with_retry(|attached| async move {
+            let dir = working_dir(shared, &attached, cwd).await?;
+            let process = attached.sandbox.process();
+            let session_id = new_session_id(COMMAND_SESSION_PREFIX);
+            process.create_session(&session_id).await?;
+            let session = SessionGuard::new(process.clone(), session_id.clone());
+            let request = SessionExecuteRequest {
+                command: script::build(line, env, &dir, stdin, &session_id),
+                run_async: Some(true),
+                ..SessionExecuteRequest::default()
+            };
+            let response = process
+                .execute_session_command(&session_id, &request, None)
+                .await?;
+            if response.cmd_id.trim().is_empty() {
+                return Err(OpError::Final(SandboxError::Provider {
+                    status: None,
+                    code: None,
+                    message: "the session exec answer has no command id".into(),
+                }));
+            }
+            Ok(Launched {
+                attached,
+                session,
+                cmd_id: response.cmd_id,
+                started: Instant::now(),
+            })
+        })
+        .await
+}
+
+/// The directory a command starts in: `cwd` (which must exist and be a directory), else the
+/// configured working directory, else the sandbox's work dir.
+pub(crate) async fn working_dir(
+    shared: &Shared,
+    attached: &Attached,
+    cwd: Option<&str>,
+) -> std::result::Result<String, OpError> {
+    let Some(cwd) = cwd else {
+        if let Some(dir) = &shared.builder().working_directory {
+            return Ok(dir.clone());
+        }
+        return Ok(attached.work_dir().await?);
+    };
+    match attached.sandbox.fs().get_file_info(cwd).await {
+        Ok(info) if info.is_dir => Ok(cwd.to_string()),
+        Ok(_) => Err(OpError::Final(SandboxError::invalid(
+            "cwd",
+            format!("{cwd} is not a directory"),
+        ))),
+        Err(DaytonaError::FileNotFound(_)) => Err(OpError::Final(SandboxError::not_found(
+            format!("cwd {cwd} (the working directory does not exist)"),
+        ))),
+        Err(e) => Err(OpError::Daytona(e)),
+    }
+}
+
+/// How a followed command ended.
+enum Ending {
+    Exited(std::result::Result<i32, OpError>),
+    TimedOut,
+    Cancelled,
+}
+
+async fn follow_to_end(
+    shared: &Arc<Shared>,
+    launched: Launched,
+    options: &ExecuteCommandOptions,
+    input: Option<Vec<u8>>,
+    cancel: &CancellationToken,
+) -> Result<CommandResult> {
+    let Launched {
+        attached,
+        session,
+        cmd_id,
+        started,
+    } = launched;
+    let process = attached.sandbox.process();
+    let session_id = session.id().to_string();
+    let limit = options.timeout.resolve(shared.builder().default_timeout);
+    let mut collector = Collector::new(
+        options.effective_output_limit(),
+        options.on_stdout.clone(),
+        options.on_stderr.clone(),
+    );
+    let ending = {
+        let work = async {
+            let feed = feed_stdin(&process, &session_id, &cmd_id, input);
+            let follow = follow(&process, &session_id, &cmd_id, &mut collector);
+            tokio::try_join!(feed, follow).map(|((), code)| code)
+        };
+        let timer = async {
+            match limit {
+                Some(limit) => tokio::time::sleep_until(started + limit).await,
+                None => std::future::pending().await,
+            }
+        };
+        let period = keepalive_period(shared, &attached.sandbox);
+        tokio::select! {
+            code = work => Ending::Exited(code),
+            () = timer => Ending::TimedOut,
+            () = cancel.cancelled() => Ending::Cancelled,
+            never = keepalive(&attached.sandbox, period) => match never {},
+        }
+    };
+    let finish = |collector: Collector| {
+        let c = collector.finish();
+        CommandResult::new(0, c.stdout, c.stderr, started.elapsed())
+            .with_dropped(c.stdout_dropped, c.stderr_dropped)
+    };
+    match ending {
+        Ending::Exited(Ok(code)) => {
+            session.delete_in_background();
+            let mut result = finish(collector);
+            result.exit_code = code;
+            result.success = code == 0;
+            Ok(result)
+        }
+        Ending::TimedOut => {
+            session.delete_now(KILL_WAIT).await;
+            Ok(finish(collector).into_timed_out())
+        }
+        Ending::Cancelled => {
+            session.delete_now(KILL_WAIT).await;
+            Ok(finish(collector).into_killed())
+        }
+        Ending::Exited(Err(OpError::Final(e))) => {
+            session.delete_now(KILL_WAIT).await;
+            Err(e)
+        }
+        Ending::Exited(Err(OpError::Daytona(e))) => {
+            session.delete_now(KILL_WAIT).await;
+            if shared.confirm_unavailable(&attached, &e).await {
+                Err(SandboxError::Provider {
+                    status: e.status(),
+                    code: Some("COMMAND_INTERRUPTED".into()),
+                    message: format!(
+                        "the sandbox stopped while the command was running, so its outcome is \
+                         unknown; it was not run again ({e})"
+                    ),
+                })
+            } else {
+                Err(e.into())
+            }
+        }
+    }
+}
+
+/// Send stdin through the relay, then close it. A command that finished without reading all
+/// of it is not an error.
+async fn feed_stdin(
+    process: &Process,
+    session_id: &str,
+    cmd_id: &str,
+    input: Option<Vec<u8>>,
+) -> std::result::Result<(), OpError> {
+    let Some(data) = input else {
+        return Ok(());
+    };
+    let mut lines = script::encode_stdin(&data);
+    lines.push(STDIN_EOF_LINE.to_string());
+    let mut batch = String::new();
+    for (i, line) in lines.iter().enumerate() {
+        batch.push_str(line);
+        let last = i + 1 == lines.len();
+        if !last && batch.len() + lines[i + 1].len() <= INPUT_BATCH {
+            continue;
+        }
+        match process
+            .send_session_command_input(session_id, cmd_id, &batch)
+            .await
+        {
+            Ok(()) => batch.clear(),
+            Err(DaytonaError::Gone(_)) => return Ok(()),
+            Err(e) => return Err(OpError::Daytona(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Follow the log into `collector` until the command has exited; its exit code.
+///
+/// The stream is best effort: when it drops, the command record says whether the command
+/// finished (then the rest of the log is read over HTTP) or still runs (then the log is
+/// followed again, resuming after the bytes already seen). After repeated failures the log is
+/// polled over HTTP instead. The exit code always comes from the command record.
+async fn follow(
+    process: &Process,
+    session_id: &str,
+    cmd_id: &str,
+    collector: &mut Collector,
+) -> std::result::Result<i32, OpError> {
+    let mut failures = 0u32;
+    loop {
+        let before = collector.consumed();
+        let mut complete = false;
+        match process
+            .follow_session_command_logs_raw(session_id, cmd_id)
+            .await
+        {
+            Ok(mut stream) => {
+                let mut at = 0u64;
+                while let Some(event) = stream.next().await {
+                    match event {
+                        RawLogEvent::Data(bytes) => {
+                            collector.feed_at(at, &bytes);
+                            at += bytes.len() as u64;
+                        }
+                        RawLogEvent::End(end) => {
+                            complete = end.is_complete();
+                            if !complete {
+                                tracing::debug!(?end, "the log stream ended early");
+                            }
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "opening the log stream failed"),
+        }
+        if complete {
+            return exit_code(process, session_id, cmd_id).await;
+        }
+        let record = process.get_session_command(session_id, cmd_id).await?;
+        if let Some(code) = record.exit_code {
+            let logs = process.get_session_command_logs(session_id, cmd_id).await?;
+            collector.feed_at(0, logs.output.as_bytes());
+            return Ok(code);
+        }
+        failures = if collector.consumed() > before {
+            1
+        } else {
+            failures + 1
+        };
+        if failures > MAX_FOLLOW_FAILURES {
+            tracing::warn!(
+                session = session_id,
+                "the log stream keeps failing; polling the log instead"
+            );
+            return poll_log(process, session_id, cmd_id, collector).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50) * 2u32.pow(failures.min(5))).await;
+    }
+}
+
+/// The exit code of a command whose log stream closed normally, waiting briefly if the record
+/// lags; never a made-up code.
+async fn exit_code(
+    process: &Process,
+    session_id: &str,
+    cmd_id: &str,
+) -> std::result::Result<i32, OpError> {
+    let deadline = Instant::now() + EXIT_RECORD_WAIT;
+    let mut pause = Duration::from_millis(20);
+    loop {
+        let record = process.get_session_command(session_id, cmd_id).await?;
+        if let Some(code) = record.exit_code {
+            return Ok(code);
+        }
+        if Instant::now() >= deadline {
+            return Err(OpError::Final(SandboxError::Provider {
+                status: None,
+                code: None,
+                message: format!(
+                    "the log of command {cmd_id} ended, but the server reported no exit code \
+                     within {EXIT_RECORD_WAIT:?}"
+                ),
+            }));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(250));
+    }
+}
+
+/// Read the log over HTTP until the command exits.
+async fn poll_log(
+    process: &Process,
+    session_id: &str,
+    cmd_id: &str,
+    collector: &mut Collector,
+) -> std::result::Result<i32, OpError> {
+    loop {
+        // The record first: once it shows an exit code, a log read after it is complete.
+        let record = process.get_session_command(session_id, cmd_id).await?;
+        let logs = process.get_session_command_logs(session_id, cmd_id).await?;
+        collector.feed_at(0, logs.output.as_bytes());
+        if let Some(code) = record.exit_code {
+            return Ok(code);
+        }
+        tokio::time::sleep(LOG_POLL).await;
+    }
+}
+
+/// A third of the auto-stop interval, in real time; `None` when auto-stop is off.
+pub(crate) fn keepalive_period(shared: &Shared, sandbox: &Sandbox) -> Option<Duration> {
+    let minutes = sandbox
+        .data()
+        .auto_stop_interval
+        .unwrap_or_else(|| i64::from(shared.builder().auto_stop_interval));
+    let minutes = u32::try_from(minutes).ok().filter(|m| *m > 0)?;
+    let period = shared.builder().interval_unit.checked_mul(minutes)? / 3;
+    Some(period.max(Duration::from_millis(10)))
+}
+
+/// Refresh the sandbox's activity every `period` for as long as it is polled.
+async fn keepalive(sandbox: &Sandbox, period: Option<Duration>) -> Infallible {
+    let Some(period) = period else {
+        return std::future::pending().await;
+    };
+    let mut ticks = tokio::time::interval_at(Instant::now() + period, period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if let Err(e) = sandbox.refresh_activity().await {
+            tracing::debug!(error = %e, "refreshing the sandbox's activity failed");
+        }
+    }
+}

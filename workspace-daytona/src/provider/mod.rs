@@ -1,0 +1,29 @@
+//! [`DaytonaSandbox`]: the [`workspace_core::WorkspaceSandbox`] on Daytona, built on this
+//! crate's client.
+//!
+//! What lives where:
+//! - [`builder`]: the options ([`DaytonaSandboxBuilder`]) and the creation-mode rules.
+//! - `sandbox`: the handle, the state its parts share, and retry-once-after-a-stop.
+//! - `connect`: finding, starting, creating (adopting on a name conflict), stopping and
+//!   deleting the Daytona sandbox.
+//! - `classify`: the one function that reads a failure as "sandbox not running".
+//! - `command`, `session`, `collector`, `script`: running one command in a session of its own.
+//! - `files`, `processes`, `info`: the file API, background processes, info and instructions.
+
+pub mod builder;
+mod classify;
+mod collector;
+mod command;
+mod connect;
+mod files;
+mod info;
+mod processes;
+mod sandbox;
+mod script;
+mod session;
+
+pub use builder::{
+    DEFAULT_AUTO_STOP_MINUTES, DEFAULT_COMMAND_TIMEOUT, DEFAULT_CREATION_TIMEOUT, DEFAULT_WORK_DIR,
+    DaytonaSandboxBuilder, ID_LABEL,
+};
+pub use sandbox::{DaytonaSandbox, PROVIDER};

@@ -1,0 +1,429 @@
+//! Background processes, each in a Daytona session of its own.
+//!
+//! A [`ProcessId`] is `<session id>:<command id>`, both chosen or given by Daytona, so any
+//! handle to the same sandbox can address the process (after the handle that spawned it was
+//! dropped, or from another program). Output is the command's log, split into stdout and
+//! stderr, with offsets counted in bytes of each; the exit code is the command record's. Stdin,
+//! when asked for, goes through the relay of [`super::script`]. `kill` deletes the session,
+//! which kills the process's whole group; the session of a process that exits by itself stays
+//! (so its output remains readable) until `kill` releases it or the sandbox goes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use daytona_api::toolbox::SessionExecuteRequest;
+use tokio::time::Instant;
+use workspace_core::{
+    EXIT_KILLED, ExecuteCommandOptions, OutputOffsets, ProcessId, ProcessInfo, ProcessManager,
+    ProcessOutput, ProcessState, Result, SandboxError, SpawnOptions, build_command_line,
+};
+
+use crate::error::DaytonaError;
+use crate::process::Process;
+
+use super::command::working_dir;
+use super::sandbox::{OpError, Shared, lock};
+use super::script::{self, STDIN_EOF_LINE, StdinMode, decode_all};
+use super::session::{new_session_id, session_started_at};
+
+/// Prefix of the sessions background processes run in (what `list` looks for).
+pub(crate) const PROCESS_SESSION_PREFIX: &str = "ws-proc-";
+const FIRST_WAIT_POLL: Duration = Duration::from_millis(50);
+const MAX_WAIT_POLL: Duration = Duration::from_millis(500);
+
+/// Whether a process's stdin is the relay, as this handle knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StdinState {
+    Open,
+    Closed,
+}
+
+/// What this handle remembers of processes: the stdin state of those it spawned, and the last
+/// word on those it killed (their session, and so their record and log, is gone).
+#[derive(Default)]
+pub(crate) struct ProcessBook {
+    stdin: Mutex<HashMap<ProcessId, StdinState>>,
+    killed: Mutex<HashMap<ProcessId, (ProcessInfo, ProcessOutput)>>,
+}
+
+/// The session and command ids of a process id, if it is one of ours.
+fn parse(id: &ProcessId) -> Option<(&str, &str)> {
+    let (session, cmd) = id.0.split_once(':')?;
+    (session.starts_with(PROCESS_SESSION_PREFIX) && !cmd.is_empty()).then_some((session, cmd))
+}
+
+fn unknown(id: &ProcessId) -> SandboxError {
+    SandboxError::not_found(format!("process {id}"))
+}
+
+fn slice(bytes: &[u8], since: u64) -> (Vec<u8>, u64) {
+    let end = bytes.len() as u64;
+    let from = usize::try_from(since.min(end)).unwrap_or(bytes.len());
+    (bytes[from..].to_vec(), end)
+}
+
+/// [`ProcessManager`] of a [`super::DaytonaSandbox`].
+pub(crate) struct DaytonaProcesses {
+    shared: Arc<Shared>,
+}
+
+impl DaytonaProcesses {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        DaytonaProcesses { shared }
+    }
+
+    fn killed(&self, id: &ProcessId) -> Option<(ProcessInfo, ProcessOutput)> {
+        lock(&self.shared.processes.killed).get(id).cloned()
+    }
+
+    /// Run `op` with the process's session handle, retried once if the sandbox stopped; a
+    /// missing session or command is `NotFound` naming the process.
+    async fn with_process<T, F, Fut>(&self, id: &ProcessId, op: F) -> Result<T>
+    where
+        F: Fn(Process, String, String) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, DaytonaError>>,
+    {
+        let Some((session, cmd)) = parse(id) else {
+            return Err(unknown(id));
+        };
+        let op = &op;
+        let result = self
+            .shared
+            .with_retry(|attached| async move {
+                op(
+                    attached.sandbox.process(),
+                    session.to_string(),
+                    cmd.to_string(),
+                )
+                .await
+                .map_err(OpError::Daytona)
+            })
+            .await;
+        result.map_err(|e| match e {
+            SandboxError::NotFound { .. } => unknown(id),
+            other => other,
+        })
+    }
+
+    async fn info(&self, id: &ProcessId) -> Result<ProcessInfo> {
+        if let Some((info, _)) = self.killed(id) {
+            return Ok(info);
+        }
+        let record = self
+            .with_process(
+                id,
+                |p, s, c| async move { p.get_session_command(&s, &c).await },
+            )
+            .await?;
+        Ok(info_of(id, &record.command, record.exit_code))
+    }
+}
+
+fn info_of(id: &ProcessId, stored: &str, exit_code: Option<i32>) -> ProcessInfo {
+    let started_at = parse(id)
+        .and_then(|(session, _)| session_started_at(PROCESS_SESSION_PREFIX, session))
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+    let command = script::user_line(stored).unwrap_or(stored);
+    let state = match exit_code {
+        Some(code) => ProcessState::Exited(code),
+        None => ProcessState::Running,
+    };
+    ProcessInfo::new(id.clone(), command, state, started_at)
+}
+
+#[async_trait]
+impl ProcessManager for DaytonaProcesses {
+    async fn spawn(
+        &self,
+        command: &str,
+        args: &[String],
+        options: SpawnOptions,
+    ) -> Result<ProcessInfo> {
+        let line = build_command_line(command, args)?;
+        // The same checks as for commands: absolute cwd, portable env names, no NUL bytes.
+        let mut check = ExecuteCommandOptions::new().envs(options.env.clone());
+        check.cwd = options.cwd.clone();
+        check.validate()?;
+        let shared = &*self.shared;
+        shared.lifecycle.check_usable()?;
+        let stdin = if options.stdin {
+            StdinMode::Relay
+        } else {
+            StdinMode::Closed
+        };
+        let (line, env, cwd) = (&line, &options.env, options.cwd.as_deref());
+        let id = shared
+            .with_retry(|attached| async move {
+                let dir = working_dir(shared, &attached, cwd).await?;
+                let process = attached.sandbox.process();
+                let session_id = new_session_id(PROCESS_SESSION_PREFIX);
+                process.create_session(&session_id).await?;
+                let request = SessionExecuteRequest {
+                    command: script::build(line, env, &dir, stdin, &session_id),
+                    run_async: Some(true),
+                    ..SessionExecuteRequest::default()
+                };
+                match process
+                    .execute_session_command(&session_id, &request, None)
+                    .await
+                {
+                    Ok(resp) if !resp.cmd_id.trim().is_empty() => {
+                        Ok(ProcessId(format!("{session_id}:{}", resp.cmd_id)))
+                    }
+                    Ok(_) => {
+                        let _ = process.delete_session(&session_id).await;
+                        Err(OpError::Final(SandboxError::Provider {
+                            status: None,
+                            code: None,
+                            message: "the session exec answer has no command id".into(),
+                        }))
+                    }
+                    Err(e) => {
+                        // Nothing runs in it; do not leave it behind.
+                        let _ = process.delete_session(&session_id).await;
+                        Err(OpError::Daytona(e))
+                    }
+                }
+            })
+            .await?;
+        if options.stdin {
+            lock(&shared.processes.stdin).insert(id.clone(), StdinState::Open);
+        }
+        shared.touch();
+        Ok(ProcessInfo::new(
+            id.clone(),
+            line.clone(),
+            ProcessState::Running,
+            parse(&id)
+                .and_then(|(s, _)| session_started_at(PROCESS_SESSION_PREFIX, s))
+                .unwrap_or_else(Utc::now),
+        ))
+    }
+
+    async fn get(&self, id: &ProcessId) -> Result<ProcessInfo> {
+        self.shared.lifecycle.check_usable()?;
+        self.info(id).await
+    }
+
+    async fn list(&self) -> Result<Vec<ProcessInfo>> {
+        let shared = &*self.shared;
+        shared.lifecycle.check_usable()?;
+        let sessions = shared
+            .with_retry(
+                |attached| async move { Ok(attached.sandbox.process().list_sessions().await?) },
+            )
+            .await?;
+        let mut out: Vec<ProcessInfo> = sessions
+            .iter()
+            .filter(|s| s.session_id.starts_with(PROCESS_SESSION_PREFIX))
+            .filter_map(|s| {
+                let cmd = s.commands.first()?;
+                let id = ProcessId(format!("{}:{}", s.session_id, cmd.id));
+                Some(info_of(&id, &cmd.command, cmd.exit_code))
+            })
+            .collect();
+        for (info, _) in lock(&shared.processes.killed).values() {
+            if !out.iter().any(|p| p.id == info.id) {
+                out.push(info.clone());
+            }
+        }
+        out.sort_by(|a, b| a.started_at.cmp(&b.started_at).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    async fn output(&self, id: &ProcessId, since: OutputOffsets) -> Result<ProcessOutput> {
+        self.shared.lifecycle.check_usable()?;
+        if let Some((_, out)) = self.killed(id) {
+            let (stdout, out_end) = slice(&out.stdout, since.stdout);
+            let (stderr, err_end) = slice(&out.stderr, since.stderr);
+            return Ok(ProcessOutput::new(
+                stdout,
+                stderr,
+                OutputOffsets {
+                    stdout: out_end,
+                    stderr: err_end,
+                },
+                OutputOffsets::default(),
+                out.state,
+            ));
+        }
+        // The record first: if it shows an exit, the log read after it is complete.
+        let (record, logs) = self
+            .with_process(id, |p, s, c| async move {
+                let record = p.get_session_command(&s, &c).await?;
+                let logs = p.get_session_command_logs(&s, &c).await?;
+                Ok((record, logs))
+            })
+            .await?;
+        let (stdout, out_end) = slice(&decode_all(logs.stdout.as_bytes()), since.stdout);
+        let (stderr, err_end) = slice(&decode_all(logs.stderr.as_bytes()), since.stderr);
+        Ok(ProcessOutput::new(
+            stdout,
+            stderr,
+            OutputOffsets {
+                stdout: out_end,
+                stderr: err_end,
+            },
+            OutputOffsets::default(),
+            info_of(id, &record.command, record.exit_code).state,
+        ))
+    }
+
+    async fn write_stdin(&self, id: &ProcessId, data: &[u8]) -> Result<()> {
+        self.shared.lifecycle.check_usable()?;
+        self.require_open_stdin(id).await?;
+        for line in script::encode_stdin(data) {
+            self.with_process(id, |p, s, c| {
+                let line = line.clone();
+                async move { p.send_session_command_input(&s, &c, &line).await }
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn close_stdin(&self, id: &ProcessId) -> Result<()> {
+        self.shared.lifecycle.check_usable()?;
+        self.require_open_stdin(id).await?;
+        self.with_process(id, |p, s, c| async move {
+            p.send_session_command_input(&s, &c, STDIN_EOF_LINE).await
+        })
+        .await?;
+        lock(&self.shared.processes.stdin).insert(id.clone(), StdinState::Closed);
+        Ok(())
+    }
+
+    async fn kill(&self, id: &ProcessId) -> Result<ProcessInfo> {
+        self.shared.lifecycle.check_usable()?;
+        if let Some((info, _)) = self.killed(id) {
+            return Ok(info);
+        }
+        // Keep the last output and the state: the session delete takes them away.
+        let (record, logs) = self
+            .with_process(id, |p, s, c| async move {
+                let record = p.get_session_command(&s, &c).await?;
+                let logs = p.get_session_command_logs(&s, &c).await?;
+                Ok((record, logs))
+            })
+            .await?;
+        let was_running = record.exit_code.is_none();
+        self.with_process(id, |p, s, _| async move {
+            match p.delete_session(&s).await {
+                Err(e) if e.is_not_found() => Ok(()),
+                other => other,
+            }
+        })
+        .await?;
+        let code = if was_running {
+            EXIT_KILLED
+        } else {
+            record.exit_code.unwrap_or(EXIT_KILLED)
+        };
+        let info = info_of(id, &record.command, Some(code));
+        let output = ProcessOutput::new(
+            decode_all(logs.stdout.as_bytes()),
+            decode_all(logs.stderr.as_bytes()),
+            OutputOffsets::default(),
+            OutputOffsets::default(),
+            ProcessState::Exited(code),
+        );
+        lock(&self.shared.processes.killed).insert(id.clone(), (info.clone(), output));
+        lock(&self.shared.processes.stdin).remove(id);
+        Ok(info)
+    }
+
+    async fn wait(&self, id: &ProcessId, timeout: Option<Duration>) -> Result<ProcessInfo> {
+        self.shared.lifecycle.check_usable()?;
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut pause = FIRST_WAIT_POLL;
+        loop {
+            let info = self.info(id).await?;
+            if info.state != ProcessState::Running {
+                return Ok(info);
+            }
+            let nap = match deadline {
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Ok(info);
+                    }
+                    pause.min(left)
+                }
+                None => pause,
+            };
+            tokio::time::sleep(nap).await;
+            pause = (pause * 3 / 2).min(MAX_WAIT_POLL);
+        }
+    }
+}
+
+impl DaytonaProcesses {
+    /// Stdin must be the relay and still open. For a process another handle spawned, the
+    /// stored command text says whether it relays stdin.
+    async fn require_open_stdin(&self, id: &ProcessId) -> Result<()> {
+        if self.killed(id).is_some() {
+            return Err(SandboxError::invalid(
+                "id",
+                format!("process {id} was killed"),
+            ));
+        }
+        let known = lock(&self.shared.processes.stdin).get(id).copied();
+        match known {
+            Some(StdinState::Open) => Ok(()),
+            Some(StdinState::Closed) => Err(SandboxError::invalid(
+                "id",
+                format!("the stdin of process {id} is closed"),
+            )),
+            None => {
+                let record = self
+                    .with_process(
+                        id,
+                        |p, s, c| async move { p.get_session_command(&s, &c).await },
+                    )
+                    .await?;
+                if script::relays_stdin(&record.command) {
+                    Ok(())
+                } else {
+                    Err(SandboxError::invalid(
+                        "id",
+                        format!("process {id} was not spawned with stdin open"),
+                    ))
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip_and_foreign_ids_are_not_ours() {
+        let id = ProcessId::from("ws-proc-1700000000000-0a0b0c0d:3f2a-cmd");
+        assert_eq!(
+            parse(&id),
+            Some(("ws-proc-1700000000000-0a0b0c0d", "3f2a-cmd"))
+        );
+        let info = info_of(&id, "echo hi", None);
+        assert_eq!(info.started_at.timestamp_millis(), 1_700_000_000_000);
+        assert_eq!(info.state, ProcessState::Running);
+        for foreign in [
+            "ws-cmd-1-2:x",
+            "nope",
+            "ws-proc-1-2:",
+            "ws-conformance-unknown-1",
+        ] {
+            assert_eq!(parse(&ProcessId::from(foreign)), None, "{foreign}");
+        }
+    }
+
+    #[test]
+    fn slices_clamp() {
+        assert_eq!(slice(b"hello", 2), (b"llo".to_vec(), 5));
+        assert_eq!(slice(b"hello", 99), (Vec::new(), 5));
+    }
+}

@@ -1,0 +1,361 @@
+//! DaytonaSandbox commands against the emulator: log streams that drop, timeouts, cancels and
+//! dropped futures leaving nothing behind, a thousand commands leaving no session, env values
+//! kept out of the stored command text, and exit codes that are never made up.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod provider_support;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use daytona_emulator::{FaultRule, WsDrop};
+use futures::StreamExt;
+use provider_support::{builder_for, emulator, eventually, requests, runtime_load};
+use workspace_core::{
+    CancellationToken, EXIT_KILLED, EXIT_TIMEOUT, ExecuteCommandOptions, SandboxError,
+    WorkspaceSandbox, WorkspaceSandboxExt,
+};
+use workspace_daytona::DaytonaSandbox;
+
+const LOGS: &str = "/toolbox/*/process/session/*/command/*/logs";
+
+fn opts() -> ExecuteCommandOptions {
+    ExecuteCommandOptions::new().timeout(Duration::from_secs(60))
+}
+
+async fn started(url: &str) -> DaytonaSandbox {
+    let sb = builder_for(url).build().unwrap();
+    sb.start().await.unwrap();
+    sb
+}
+
+fn follow_connects(emu: &daytona_emulator::EmulatorHandle) -> usize {
+    requests(emu, "GET", |p| p.ends_with("/logs")).len()
+}
+
+/// Lines 1..=n on stdout and every tenth on stderr, with a pause in the middle.
+const WRITER: &str = r#"i=1; while [ $i -le 400 ]; do echo "line $i"; [ $((i % 10)) -eq 0 ] && echo "err $i" >&2; [ $i -eq 200 ] && sleep 0.3; i=$((i+1)); done; exit 3"#;
+
+fn expected_writer() -> (String, String) {
+    let out: String = (1..=400).map(|i| format!("line {i}\n")).collect();
+    let err: String = (1..=400)
+        .filter(|i| i % 10 == 0)
+        .map(|i| format!("err {i}\n"))
+        .collect();
+    (out, err)
+}
+
+#[tokio::test]
+async fn dropped_log_streams_lose_and_repeat_nothing() {
+    let emu = emulator().await;
+    let sb = started(&emu.api_url()).await;
+    let (want_out, want_err) = expected_writer();
+
+    // Mid-stream drops, each later than the last: the follow resumes after what it has.
+    emu.add_fault(FaultRule::drop_websocket(LOGS, WsDrop::AfterBytes(1500)).times(1))
+        .unwrap();
+    emu.add_fault(FaultRule::drop_websocket(LOGS, WsDrop::AfterBytes(4000)).times(1))
+        .unwrap();
+    let streamed = Arc::new(Mutex::new(String::new()));
+    let s = streamed.clone();
+    let before = follow_connects(&emu);
+    let r = sb
+        .execute_command(
+            WRITER,
+            &[],
+            opts().on_stdout(move |t| s.lock().unwrap().push_str(t)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.exit_code, 3);
+    assert!(
+        r.stdout == want_out,
+        "stdout differs: {} bytes",
+        r.stdout.len()
+    );
+    assert_eq!(r.stderr, want_err);
+    assert!(
+        *streamed.lock().unwrap() == want_out,
+        "the callback saw a different text"
+    );
+    assert!(
+        follow_connects(&emu) - before >= 3,
+        "the stream was followed again"
+    );
+
+    // Every connection drops early: once the command is done, the rest comes over HTTP.
+    let rule = emu
+        .add_fault(FaultRule::drop_websocket(LOGS, WsDrop::AfterBytes(700)))
+        .unwrap();
+    let r = sb.execute_command(WRITER, &[], opts()).await.unwrap();
+    assert_eq!(
+        (r.exit_code, r.stdout == want_out, r.stderr == want_err),
+        (3, true, true)
+    );
+    emu.remove_fault(rule);
+
+    // No connection delivers anything: after a few tries the log is polled instead.
+    let rule = emu
+        .add_fault(FaultRule::drop_websocket(LOGS, WsDrop::AfterFrames(0)))
+        .unwrap();
+    let r = sb
+        .execute_command("echo one; sleep 2; echo two >&2; exit 5", &[], opts())
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.exit_code, r.stdout.as_str(), r.stderr.as_str()),
+        (5, "one\n", "two\n")
+    );
+    emu.remove_fault(rule);
+
+    sb.destroy().await.unwrap();
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_missing_exit_code_is_an_error_not_zero() {
+    let emu = emulator().await;
+    let sb = started(&emu.api_url()).await;
+    // The command record cannot be read: the log ends, but nothing says how the command did.
+    emu.add_fault(FaultRule::status("/toolbox/*/process/session/*/command/*", 404).method("GET"))
+        .unwrap();
+    let r = sb.execute_command("echo done", &[], opts()).await;
+    assert!(
+        r.is_err(),
+        "without an exit code the result must be an error: {r:?}"
+    );
+    emu.clear_faults();
+    assert_eq!(sb.run("exit 4").await.unwrap().exit_code, 4);
+    sb.destroy().await.unwrap();
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn timeouts_cancels_and_dropped_futures_leave_no_session_or_process() {
+    let emu = emulator().await;
+    let sb = started(&emu.api_url()).await;
+    let id = sb.daytona_id().unwrap();
+    let idle = || runtime_load(&emu, &id) == (0, 0);
+
+    let began = Instant::now();
+    let r = sb
+        .execute_command(
+            "echo before; echo err >&2; sleep 30",
+            &[],
+            ExecuteCommandOptions::new().timeout(Duration::from_secs(1)),
+        )
+        .await
+        .unwrap();
+    assert_eq!((r.exit_code, r.timed_out), (EXIT_TIMEOUT, true));
+    assert_eq!(
+        (r.stdout.as_str(), r.stderr.as_str()),
+        ("before\n", "err\n")
+    );
+    assert!(
+        began.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        began.elapsed()
+    );
+    assert!(
+        eventually(Duration::from_secs(5), idle).await,
+        "after a timeout: {:?}",
+        runtime_load(&emu, &id)
+    );
+
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        cancel.cancel();
+    });
+    let r = sb
+        .execute_command("echo started; sleep 30", &[], opts().cancel_token(token))
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.exit_code, r.killed, r.stdout.as_str()),
+        (EXIT_KILLED, true, "started\n")
+    );
+    assert!(
+        eventually(Duration::from_secs(5), idle).await,
+        "after a cancel: {:?}",
+        runtime_load(&emu, &id)
+    );
+
+    let dropped = tokio::time::timeout(
+        Duration::from_secs(1),
+        sb.execute_command("sleep 30", &[], opts()),
+    )
+    .await;
+    assert!(
+        dropped.is_err(),
+        "the command should still have been running"
+    );
+    assert!(
+        eventually(Duration::from_secs(5), idle).await,
+        "after a dropped future: {:?}",
+        runtime_load(&emu, &id)
+    );
+
+    // A finished command's session goes too.
+    assert!(sb.run("true").await.unwrap().success);
+    assert!(eventually(Duration::from_secs(5), idle).await);
+    sb.destroy().await.unwrap();
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_thousand_commands_leave_no_session() {
+    let emu = emulator().await;
+    let sb = started(&emu.api_url()).await;
+    let id = sb.daytona_id().unwrap();
+    let began = Instant::now();
+    let sb_ref = &sb;
+    let results: Vec<(usize, workspace_core::CommandResult)> = futures::stream::iter(0..1000usize)
+        .map(|i| async move {
+            let r = if i % 50 == 49 {
+                sb_ref
+                    .execute_command(
+                        "sleep 5",
+                        &[],
+                        ExecuteCommandOptions::new().timeout(Duration::from_secs(1)),
+                    )
+                    .await
+            } else {
+                sb_ref
+                    .execute_command("printf %s", &[i.to_string()], opts())
+                    .await
+            };
+            (i, r.unwrap_or_else(|e| panic!("command {i}: {e}")))
+        })
+        .buffer_unordered(12)
+        .collect()
+        .await;
+    let elapsed = began.elapsed();
+    eprintln!("1000 commands took {elapsed:?}");
+    assert_eq!(results.len(), 1000);
+    for (i, r) in &results {
+        if i % 50 == 49 {
+            assert!(r.timed_out && r.exit_code == EXIT_TIMEOUT, "{i}: {r:?}");
+        } else {
+            assert_eq!(
+                (r.exit_code, r.stdout.as_str()),
+                (0, i.to_string().as_str()),
+                "{i}"
+            );
+        }
+    }
+    assert!(
+        eventually(Duration::from_secs(15), || runtime_load(&emu, &id)
+            == (0, 0))
+        .await,
+        "sessions or processes left: {:?}",
+        runtime_load(&emu, &id)
+    );
+    sb.destroy().await.unwrap();
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn env_values_never_appear_in_stored_command_text() {
+    let emu = emulator().await;
+    let sb = started(&emu.api_url()).await;
+    let id = sb.daytona_id().unwrap();
+    let secret = "tok-9f8e7d6c5b4a-very-secret";
+    let run = sb.execute_command(
+        r#"printf '%s' "$API_TOKEN"; sleep 1"#,
+        &[],
+        opts().env("API_TOKEN", secret).env("OTHER", "x y"),
+    );
+    let watch = async {
+        // While it runs, the daemon's stored text is what listings show.
+        let mut seen = Vec::new();
+        for _ in 0..10 {
+            tokio::time::sleep(Duration::from_millis(80)).await;
+            if let Some(rt) = emu.state().runtime(&id) {
+                for s in rt.snapshot().sessions {
+                    seen.extend(s.commands.into_iter().map(|(_, text, _)| text));
+                }
+            }
+        }
+        seen
+    };
+    let (r, stored) = tokio::join!(run, watch);
+    let r = r.unwrap();
+    assert_eq!(r.stdout, secret, "the command sees the value");
+    assert!(!stored.is_empty(), "the running command was observed");
+    for text in &stored {
+        assert!(
+            !text.contains(secret),
+            "stored command text leaks the value: {text}"
+        );
+        assert!(
+            text.contains("printf '%s' \"$API_TOKEN\""),
+            "the command itself stays readable: {text}"
+        );
+    }
+    for record in emu.requests() {
+        if let Some(body) = record.body {
+            assert!(
+                !body.to_string().contains(secret),
+                "{} {} leaks it",
+                record.method,
+                record.path
+            );
+        }
+    }
+    sb.destroy().await.unwrap();
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn working_directories() {
+    let emu = emulator().await;
+    let sb = started(&emu.api_url()).await;
+    let home = sb.run("pwd").await.unwrap().stdout;
+    let missing = format!("{}/no/such/dir", home.trim_end());
+    let r = sb
+        .execute_command("pwd", &[], opts().cwd(&missing))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(r, SandboxError::NotFound { ref what } if what.contains("cwd") && what.contains(&missing)),
+        "{r:?}"
+    );
+    sb.run("mkdir -p sub && touch plain").await.unwrap();
+    let dir = format!("{}/sub", home.trim_end());
+    assert_eq!(
+        sb.execute_command("pwd", &[], opts().cwd(&dir))
+            .await
+            .unwrap()
+            .stdout,
+        format!("{dir}\n")
+    );
+    let file = format!("{}/plain", home.trim_end());
+    let r = sb
+        .execute_command("pwd", &[], opts().cwd(&file))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(r, SandboxError::InvalidArgument { ref field, .. } if field == "cwd"),
+        "{r:?}"
+    );
+    // A configured working directory is the default.
+    let other = builder_for(&emu.api_url())
+        .id(sb.daytona_id().unwrap())
+        .working_directory(dir.clone())
+        .build()
+        .unwrap();
+    assert_eq!(other.run("pwd").await.unwrap().stdout, format!("{dir}\n"));
+    assert_eq!(
+        other
+            .filesystem()
+            .unwrap()
+            .read_file("../plain")
+            .await
+            .unwrap(),
+        b""
+    );
+    sb.destroy().await.unwrap();
+    emu.shutdown().await;
+}

@@ -1,0 +1,138 @@
+//! Test support for the `DaytonaSandbox` tests: emulators to run against, and handles on them.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
+
+use daytona_emulator::{Emulator, EmulatorHandle, RequestRecord};
+use workspace_daytona::{DaytonaSandbox, DaytonaSandboxBuilder};
+
+pub const API_KEY: &str = "provider-test-key";
+
+/// One emulator for the whole test binary, serving from a thread and runtime of its own, so
+/// that tests on their own runtimes (the conformance tests build one each) can share it.
+static SHARED: LazyLock<String> = LazyLock::new(|| {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("shared-daytona-emulator".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("a runtime for the shared emulator");
+            runtime.block_on(async move {
+                let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+                remove_stale_data_dirs(tmp);
+                let dir = tmp.join(format!("{DATA_DIR_PREFIX}{}", std::process::id()));
+                let emulator = Emulator::builder()
+                    .api_key(API_KEY)
+                    .data_dir(&dir)
+                    .start()
+                    .await
+                    .expect("the shared emulator starts");
+                tx.send(emulator.api_url()).expect("the test thread waits");
+                // Serve until the test process exits.
+                std::future::pending::<()>().await;
+            });
+        })
+        .expect("spawning the emulator thread");
+    rx.recv().expect("the shared emulator reports its URL")
+});
+
+const DATA_DIR_PREFIX: &str = "daytona-provider-emulator-";
+
+/// The shared emulator is never shut down (the process exit ends it), so its data dir stays:
+/// remove those of earlier runs whose process is gone.
+fn remove_stale_data_dirs(tmp: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(DATA_DIR_PREFIX))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// The API URL of the shared emulator.
+pub fn shared_api_url() -> String {
+    SHARED.clone()
+}
+
+/// A builder pointed at `api_url` with the test key.
+pub fn builder_for(api_url: &str) -> DaytonaSandboxBuilder {
+    DaytonaSandbox::builder().api_key(API_KEY).api_url(api_url)
+}
+
+/// A fresh emulator on the current runtime, for tests that inspect or disturb it.
+pub async fn emulator() -> EmulatorHandle {
+    Emulator::builder()
+        .api_key(API_KEY)
+        .start()
+        .await
+        .expect("emulator starts")
+}
+
+/// A fresh emulator whose emulated minute lasts `minute`.
+pub async fn emulator_with_minute(minute: Duration) -> EmulatorHandle {
+    Emulator::builder()
+        .api_key(API_KEY)
+        .auto_stop_unit(minute)
+        .start()
+        .await
+        .expect("emulator starts")
+}
+
+/// Requests with this method whose path matches `pred`.
+pub fn requests(
+    emu: &EmulatorHandle,
+    method: &str,
+    pred: impl Fn(&str) -> bool,
+) -> Vec<RequestRecord> {
+    emu.requests()
+        .into_iter()
+        .filter(|r| r.method.eq_ignore_ascii_case(method) && pred(&r.path))
+        .collect()
+}
+
+/// The bodies of every `POST /api/sandbox` (create) the emulator received.
+pub fn create_bodies(emu: &EmulatorHandle) -> Vec<serde_json::Value> {
+    requests(emu, "POST", |p| p == "/api/sandbox")
+        .into_iter()
+        .filter_map(|r| r.body)
+        .collect()
+}
+
+/// Poll `check` until it holds or `within` passes; whether it held.
+pub async fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `(sessions, live process groups)` of a sandbox in the emulator.
+pub fn runtime_load(emu: &EmulatorHandle, daytona_id: &str) -> (usize, usize) {
+    match emu.state().runtime(daytona_id) {
+        Some(rt) => {
+            let snap = rt.snapshot();
+            (snap.sessions.len(), snap.live_processes)
+        }
+        None => (0, 0),
+    }
+}
