@@ -142,7 +142,8 @@ async fn timeouts_cancels_and_dropped_futures_leave_no_session_or_process() {
         .execute_command(
             "echo before; echo err >&2; sleep 30",
             &[],
-            ExecuteCommandOptions::new().timeout(Duration::from_secs(1)),
+            // Generous enough that a loaded machine still runs the echoes before the deadline.
+            ExecuteCommandOptions::new().timeout(Duration::from_secs(3)),
         )
         .await
         .unwrap();
@@ -152,24 +153,30 @@ async fn timeouts_cancels_and_dropped_futures_leave_no_session_or_process() {
         ("before\n", "err\n")
     );
     assert!(
-        began.elapsed() < Duration::from_secs(5),
+        began.elapsed() < Duration::from_secs(10),
         "{:?}",
         began.elapsed()
     );
     assert!(
-        eventually(Duration::from_secs(5), idle).await,
+        eventually(Duration::from_secs(15), idle).await,
         "after a timeout: {:?}",
         runtime_load(&emu, &id)
     );
 
+    // Cancel once the command has visibly started, not after a fixed delay that a loaded
+    // machine may spend still launching it.
     let token = CancellationToken::new();
     let cancel = token.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        cancel.cancel();
-    });
     let r = sb
-        .execute_command("echo started; sleep 30", &[], opts().cancel_token(token))
+        .execute_command(
+            "echo started; sleep 30",
+            &[],
+            opts().cancel_token(token).on_stdout(move |chunk| {
+                if chunk.contains("started") {
+                    cancel.cancel();
+                }
+            }),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -177,7 +184,7 @@ async fn timeouts_cancels_and_dropped_futures_leave_no_session_or_process() {
         (EXIT_KILLED, true, "started\n")
     );
     assert!(
-        eventually(Duration::from_secs(5), idle).await,
+        eventually(Duration::from_secs(15), idle).await,
         "after a cancel: {:?}",
         runtime_load(&emu, &id)
     );
@@ -192,14 +199,14 @@ async fn timeouts_cancels_and_dropped_futures_leave_no_session_or_process() {
         "the command should still have been running"
     );
     assert!(
-        eventually(Duration::from_secs(5), idle).await,
+        eventually(Duration::from_secs(15), idle).await,
         "after a dropped future: {:?}",
         runtime_load(&emu, &id)
     );
 
     // A finished command's session goes too.
     assert!(sb.run("true").await.unwrap().success);
-    assert!(eventually(Duration::from_secs(5), idle).await);
+    assert!(eventually(Duration::from_secs(15), idle).await);
     sb.destroy().await.unwrap();
     emu.shutdown().await;
 }
