@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use plotters::prelude::*;
 
+/// The y axis runs past 1.0 so that the legend has a band of its own.
+const LEGEND_TOP: f64 = 1.32;
+
 /// One curve.
 pub struct Series<'a> {
     /// Legend text.
@@ -29,7 +32,8 @@ pub fn render_cdf(title: &str, series: &[Series<'_>]) -> Result<String, String> 
     if !lo.is_finite() || hi <= 0.0 {
         return Err("no samples to plot".into());
     }
-    let (lo, hi) = (lo * 0.9, hi * 1.1);
+    // Start at a power of ten: plotters labels a log axis from the first one in range.
+    let (lo, hi) = (10f64.powf(lo.log10().floor()), hi * 1.1);
 
     let mut svg = String::new();
     {
@@ -40,14 +44,23 @@ pub fn render_cdf(title: &str, series: &[Series<'_>]) -> Result<String, String> 
             .margin(16)
             .x_label_area_size(44)
             .y_label_area_size(56)
-            .build_cartesian_2d((lo..hi).log_scale(), 0.0..1.0)
+            .build_cartesian_2d((lo..hi).log_scale(), 0.0..LEGEND_TOP)
             .map_err(|e| e.to_string())?;
         chart
             .configure_mesh()
             .x_desc("round-trip wall time per command (ms, log scale)")
             .y_desc("fraction of commands at or below")
+            .x_labels(16)
+            .light_line_style(TRANSPARENT)
             .x_label_formatter(&|v| format!("{v:.1}"))
-            .y_label_formatter(&|v| format!("{v:.1}"))
+            // The band above 1.0 holds the legend, clear of the curves.
+            .y_label_formatter(&|v| {
+                if *v <= 1.0 {
+                    format!("{v:.1}")
+                } else {
+                    String::new()
+                }
+            })
             .draw()
             .map_err(|e| e.to_string())?;
         let colors = [RED, BLUE, GREEN, MAGENTA, CYAN, BLACK];
@@ -70,7 +83,7 @@ pub fn render_cdf(title: &str, series: &[Series<'_>]) -> Result<String, String> 
         }
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
+            .position(SeriesLabelPosition::UpperLeft)
             .background_style(WHITE.mix(0.9))
             .border_style(BLACK)
             .draw()
