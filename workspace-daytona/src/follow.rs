@@ -13,8 +13,11 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use futures::{Sink, Stream, StreamExt};
+use http::HeaderValue;
+use http::header::SEC_WEBSOCKET_PROTOCOL;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -302,7 +305,7 @@ async fn connect(
     let started = Instant::now();
     let mut retries = 0u32;
     loop {
-        let attempt = connect_once(transport, op, &url);
+        let attempt = connect_once(transport, op, &url, None);
         let result = tracing::Instrument::instrument(attempt, span.clone()).await;
         match result {
             Ok(socket) => {
@@ -339,10 +342,13 @@ async fn connect(
     }
 }
 
-async fn connect_once(
+/// One WebSocket handshake with the client's headers (and `subprotocols`, when offered): the
+/// socket, or the error with how safe a retry is. Shared by log follow and PTY connections.
+pub(crate) async fn connect_once(
     transport: &Transport,
     op: &'static str,
     url: &Url,
+    subprotocols: Option<HeaderValue>,
 ) -> Result<Socket, (DaytonaError, Failure)> {
     let mut request = url.as_str().into_client_request().map_err(|e| {
         (
@@ -353,10 +359,13 @@ async fn connect_once(
     for (name, value) in transport.headers() {
         request.headers_mut().insert(name.clone(), value.clone());
     }
+    if let Some(value) = subprotocols {
+        request.headers_mut().insert(SEC_WEBSOCKET_PROTOCOL, value);
+    }
     let limit = transport.config().connect_timeout;
-    let connect = tokio_tungstenite::connect_async(request);
-    let outcome = match tokio::time::timeout(limit, connect).await {
-        Ok(r) => r,
+    let outcome = match tokio::time::timeout(limit, tokio_tungstenite::connect_async(request)).await
+    {
+        Ok(outcome) => outcome,
         Err(_) => {
             return Err((
                 DaytonaError::Connect {
@@ -397,6 +406,14 @@ async fn connect_once(
                 Failure::Connect,
             ))
         }
+        Err(WsError::Protocol(ProtocolError::SecWebSocketSubProtocolError(e))) => Err((
+            DaytonaError::WebSocket {
+                operation: op,
+                message: format!("the server did not accept the offered subprotocol: {e}"),
+                source: None,
+            },
+            Failure::Permanent,
+        )),
         Err(e) => Err((
             DaytonaError::WebSocket {
                 operation: op,

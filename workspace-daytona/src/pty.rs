@@ -14,11 +14,7 @@ use std::time::Instant;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::HeaderValue;
-use http::header::SEC_WEBSOCKET_PROTOCOL;
 use reqwest::Method;
-use tokio_tungstenite::tungstenite::Error as WsError;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::error::ProtocolError;
 use url::Url;
 
 use daytona_api::pty::{
@@ -31,7 +27,7 @@ use crate::process::Process;
 use crate::pty_handle::{PTY_CONNECT_TIMEOUT, PtyHandle, Socket};
 use crate::retry::{Failure, Replay};
 use crate::toolbox::Toolbox;
-use crate::transport::{Transport, endpoint_of, error_chain};
+use crate::transport::Transport;
 
 /// Largest terminal dimension the daemon accepts.
 const MAX_PTY_DIMENSION: u16 = 1000;
@@ -403,16 +399,9 @@ async fn handshake(
     url: &Url,
     protocols: &[String],
 ) -> Result<Socket, (DaytonaError, Failure)> {
-    let mut request = url.as_str().into_client_request().map_err(|e| {
-        (
-            DaytonaError::decode(op, format!("bad WebSocket URL: {e}")),
-            Failure::Permanent,
-        )
-    })?;
-    for (name, value) in transport.headers() {
-        request.headers_mut().insert(name.clone(), value.clone());
-    }
-    if !protocols.is_empty() {
+    let offered = if protocols.is_empty() {
+        None
+    } else {
         let mut value = HeaderValue::from_str(&protocols.join(", ")).map_err(|_| {
             (
                 DaytonaError::invalid("envs", "cannot be sent as a subprotocol token"),
@@ -421,67 +410,9 @@ async fn handshake(
         })?;
         // The envs token carries environment values.
         value.set_sensitive(true);
-        request.headers_mut().insert(SEC_WEBSOCKET_PROTOCOL, value);
-    }
-    let limit = transport.config().connect_timeout;
-    let outcome = match tokio::time::timeout(limit, tokio_tungstenite::connect_async(request)).await
-    {
-        Ok(outcome) => outcome,
-        Err(_) => {
-            return Err((
-                DaytonaError::Connect {
-                    endpoint: endpoint_of(url),
-                    message: format!("WebSocket handshake did not finish within {limit:?}"),
-                    source: None,
-                },
-                Failure::Unknown,
-            ));
-        }
+        Some(value)
     };
-    match outcome {
-        Ok((socket, _response)) => Ok(socket),
-        Err(WsError::Http(response)) => {
-            let status = response.status().as_u16();
-            let retry_after = response
-                .headers()
-                .get(http::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(crate::error::parse_retry_after);
-            let body = response.body().as_deref().unwrap_or_default();
-            let err = DaytonaError::from_response(status, body, retry_after);
-            let failure = match status {
-                429 | 502 | 503 | 504 => Failure::TransientStatus,
-                _ => Failure::Permanent,
-            };
-            Err((err, failure))
-        }
-        Err(WsError::Io(io)) => Err((
-            DaytonaError::Connect {
-                endpoint: endpoint_of(url),
-                message: error_chain(&io),
-                source: Some(Box::new(io)),
-            },
-            Failure::Connect,
-        )),
-        Err(WsError::Protocol(ProtocolError::SecWebSocketSubProtocolError(e))) => Err((
-            DaytonaError::WebSocket {
-                operation: op,
-                message: format!(
-                    "the daemon did not accept the {PTY_EXIT_CONTROL_SUBPROTOCOL} subprotocol: {e}"
-                ),
-                source: None,
-            },
-            Failure::Permanent,
-        )),
-        Err(e) => Err((
-            DaytonaError::WebSocket {
-                operation: op,
-                message: error_chain(&e),
-                source: Some(Box::new(e)),
-            },
-            Failure::Unknown,
-        )),
-    }
+    crate::follow::connect_once(transport, op, url, offered).await
 }
 
 #[cfg(test)]
