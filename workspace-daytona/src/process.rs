@@ -5,6 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use reqwest::Method;
+use url::Url;
 
 use daytona_api::toolbox::{
     Command, CreateSessionRequest, ExecuteRequest, ExecuteResponse, Session,
@@ -302,6 +303,24 @@ impl Process {
         })
     }
 
+    /// The WebSocket URL that follows a session command's log, ids checked.
+    async fn follow_logs_url(
+        &self,
+        session_id: &str,
+        command_id: &str,
+    ) -> Result<Url, DaytonaError> {
+        check_id("session_id", session_id)?;
+        check_id("command_id", command_id)?;
+        self.tb
+            .url_query(
+                &[
+                    "process", "session", session_id, "command", command_id, "logs",
+                ],
+                &[("follow", "true")],
+            )
+            .await
+    }
+
     /// Follows a session command's log live over WebSocket, as a stream of
     /// [`crate::LogEvent`]s ending with how the stream ended.
     ///
@@ -325,17 +344,7 @@ impl Process {
         session_id: &str,
         command_id: &str,
     ) -> Result<LogStream, DaytonaError> {
-        check_id("session_id", session_id)?;
-        check_id("command_id", command_id)?;
-        let url = self
-            .tb
-            .url_query(
-                &[
-                    "process", "session", session_id, "command", command_id, "logs",
-                ],
-                &[("follow", "true")],
-            )
-            .await?;
+        let url = self.follow_logs_url(session_id, command_id).await?;
         follow::open(
             &self.tb.transport,
             "process.follow_logs",
@@ -355,17 +364,7 @@ impl Process {
         session_id: &str,
         command_id: &str,
     ) -> Result<RawLogStream, DaytonaError> {
-        check_id("session_id", session_id)?;
-        check_id("command_id", command_id)?;
-        let url = self
-            .tb
-            .url_query(
-                &[
-                    "process", "session", session_id, "command", command_id, "logs",
-                ],
-                &[("follow", "true")],
-            )
-            .await?;
+        let url = self.follow_logs_url(session_id, command_id).await?;
         follow::open_raw(
             &self.tb.transport,
             "process.follow_logs",
