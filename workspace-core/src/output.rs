@@ -111,41 +111,71 @@ pub struct Utf8Decoder {
 impl Utf8Decoder {
     /// Decode the next chunk; returns the text that is complete so far.
     pub fn decode(&mut self, chunk: &[u8]) -> String {
-        let mut buf;
-        let data: &[u8] = if self.pending.is_empty() {
-            chunk
-        } else {
-            buf = std::mem::take(&mut self.pending);
-            buf.extend_from_slice(chunk);
-            &buf
-        };
-        let mut out = String::with_capacity(data.len());
-        let mut rest = data;
+        let mut out = String::with_capacity(chunk.len() + self.pending.len());
+        self.decode_into(chunk, &mut out);
+        out
+    }
+
+    /// Decode the next chunk, appending the text that is complete so far to `out`.
+    ///
+    /// Each byte is validated once (with SIMD where the CPU has it): an incomplete character
+    /// at the end is set aside before validation rather than found by a failed one, so the
+    /// common chunk, valid but cut anywhere, takes a single pass.
+    pub fn decode_into(&mut self, mut chunk: &[u8], out: &mut String) {
+        // Complete a character cut by the previous chunk, a byte at a time (at most three).
+        while !self.pending.is_empty() {
+            let Some((&first, rest)) = chunk.split_first() else {
+                return;
+            };
+            self.pending.push(first);
+            chunk = rest;
+            match simdutf8::compat::from_utf8(&self.pending) {
+                Ok(text) => {
+                    out.push_str(text);
+                    self.pending.clear();
+                }
+                Err(e) if e.error_len().is_none() => {}
+                Err(_) => {
+                    // Not a character after all: decode what was held as ordinary bytes (it
+                    // may leave a new incomplete start behind, handled on the next turn).
+                    let held = std::mem::take(&mut self.pending);
+                    self.decode_complete(&held, out);
+                }
+            }
+        }
+        self.decode_complete(chunk, out);
+    }
+
+    /// Decode `data`, keeping an incomplete character at its end in `pending`.
+    fn decode_complete(&mut self, data: &[u8], out: &mut String) {
+        let (body, tail) = data.split_at(data.len() - incomplete_tail(data));
+        let mut rest = body;
         loop {
-            match std::str::from_utf8(rest) {
-                Ok(s) => {
-                    out.push_str(s);
+            match simdutf8::compat::from_utf8(rest) {
+                Ok(text) => {
+                    out.push_str(text);
                     break;
                 }
                 Err(e) => {
-                    let valid = e.valid_up_to();
-                    // SAFETY-free: the prefix was just validated.
-                    out.push_str(std::str::from_utf8(&rest[..valid]).unwrap_or_default());
+                    let (valid, after) = rest.split_at(e.valid_up_to());
+                    // `valid` was just checked; the fallback is unreachable.
+                    out.push_str(simdutf8::basic::from_utf8(valid).unwrap_or_default());
                     match e.error_len() {
                         Some(bad) => {
                             out.push('\u{FFFD}');
-                            rest = &rest[valid + bad..];
+                            rest = &after[bad..];
                         }
                         None => {
-                            // Incomplete character at the end: keep it for the next chunk.
-                            self.pending = rest[valid..].to_vec();
+                            // A character cut short by the lead byte set aside as the tail:
+                            // invalid, as lossy decoding has it (one U+FFFD).
+                            out.push('\u{FFFD}');
                             break;
                         }
                     }
                 }
             }
         }
-        out
+        self.pending.extend_from_slice(tail);
     }
 
     /// Flush at end of stream: an incomplete trailing character becomes U+FFFD.
@@ -157,6 +187,26 @@ impl Utf8Decoder {
             "\u{FFFD}".to_string()
         }
     }
+}
+
+/// How many bytes at the end of `data` start a character that `data` does not complete: the
+/// last lead byte within three bytes of the end, if its sequence runs past the end. Invalid
+/// bytes are left to validation.
+fn incomplete_tail(data: &[u8]) -> usize {
+    for back in 1..=data.len().min(3) {
+        let b = data[data.len() - back];
+        if b & 0xC0 == 0x80 {
+            continue; // a continuation byte: look further back for its lead
+        }
+        let len = match b {
+            0xC2..=0xDF => 2,
+            0xE0..=0xEF => 3,
+            0xF0..=0xF4 => 4,
+            _ => return 0,
+        };
+        return if len > back { back } else { 0 };
+    }
+    0
 }
 
 /// Keeps the newest `capacity` bytes of a stream and knows the absolute offset of each, so that a
@@ -261,6 +311,24 @@ mod tests {
                 s += &d.decode(&bytes[j..]);
                 s += &d.finish();
                 assert_eq!(s, text);
+            }
+        }
+    }
+
+    #[test]
+    fn decoder_matches_lossy_decoding_at_every_split() {
+        // Valid text, stray continuation bytes, truncated and overlong sequences, surrogates.
+        let bytes: &[u8] = b"a\xc3\xa9\xe2\x98\x83\xf0\x9d\x84\x9e\x80z\xe2\x98\xf0\x9d\xc0\xaf\xed\xa0\x80\xff\xe2\x98\xf0\x9d\x84\x9e\xe2";
+        let want = String::from_utf8_lossy(bytes);
+        for i in 0..=bytes.len() {
+            for j in i..=bytes.len() {
+                let mut d = Utf8Decoder::default();
+                let mut s = String::new();
+                d.decode_into(&bytes[..i], &mut s);
+                d.decode_into(&bytes[i..j], &mut s);
+                s += &d.decode(&bytes[j..]);
+                s += &d.finish();
+                assert_eq!(s, want, "split at {i} and {j}");
             }
         }
     }

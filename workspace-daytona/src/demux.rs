@@ -25,6 +25,8 @@ pub const STDOUT_MARKER: [u8; 3] = [0x01; 3];
 /// The stderr line marker.
 pub const STDERR_MARKER: [u8; 3] = [0x02; 3];
 
+use workspace_core::output::Utf8Decoder;
+
 const MARKER_LEN: usize = 3;
 
 fn marker_stream(byte: u8) -> Option<OutputStream> {
@@ -57,8 +59,8 @@ fn marker_stream(byte: u8) -> Option<OutputStream> {
 #[derive(Debug, Clone, Default)]
 pub struct Demuxer {
     raw: RawDemuxer,
-    stdout: TextDecoder,
-    stderr: TextDecoder,
+    stdout: Utf8Decoder,
+    stderr: Utf8Decoder,
 }
 
 impl Demuxer {
@@ -113,8 +115,9 @@ impl Demuxer {
             (OutputStream::Stdout, &mut self.stdout),
             (OutputStream::Stderr, &mut self.stderr),
         ] {
-            if decoder.finish() {
-                emit(stream, '\u{FFFD}'.to_string());
+            let tail = decoder.finish();
+            if !tail.is_empty() {
+                emit(stream, tail);
             }
         }
     }
@@ -168,62 +171,6 @@ impl Run {
         {
             emit(stream, text);
         }
-    }
-}
-
-/// One stream's UTF-8 decoding, appending to a caller's string: never splits a character
-/// (an incomplete one at the end of a piece waits for the next), and turns invalid bytes into
-/// U+FFFD as [`String::from_utf8_lossy`] does.
-#[derive(Debug, Clone, Default)]
-struct TextDecoder {
-    /// The start of a character cut by the end of the previous piece (at most three bytes).
-    pending: Vec<u8>,
-}
-
-impl TextDecoder {
-    fn decode_into(&mut self, piece: &[u8], out: &mut String) {
-        if self.pending.is_empty() {
-            self.decode_complete(piece, out);
-        } else {
-            // Rare: a character was cut by a frame boundary.
-            let mut joined = std::mem::take(&mut self.pending);
-            joined.extend_from_slice(piece);
-            self.decode_complete(&joined, out);
-        }
-    }
-
-    fn decode_complete(&mut self, data: &[u8], out: &mut String) {
-        let mut rest = data;
-        loop {
-            match std::str::from_utf8(rest) {
-                Ok(text) => {
-                    out.push_str(text);
-                    return;
-                }
-                Err(e) => {
-                    let (valid, after) = rest.split_at(e.valid_up_to());
-                    // `valid` was just checked; the fallback is unreachable.
-                    out.push_str(std::str::from_utf8(valid).unwrap_or_default());
-                    match e.error_len() {
-                        Some(bad) => {
-                            out.push('\u{FFFD}');
-                            rest = &after[bad..];
-                        }
-                        None => {
-                            self.pending = after.to_vec();
-                            return;
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// End of stream: whether an incomplete character was left (it becomes one U+FFFD).
-    fn finish(&mut self) -> bool {
-        let left = !self.pending.is_empty();
-        self.pending.clear();
-        left
     }
 }
 
