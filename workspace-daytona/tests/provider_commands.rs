@@ -116,16 +116,29 @@ async fn dropped_log_streams_lose_and_repeat_nothing() {
 async fn a_missing_exit_code_is_an_error_not_zero() {
     let emu = emulator().await;
     let sb = started(&emu.api_url()).await;
-    // The command record cannot be read: the log ends, but nothing says how the command did.
+    // The command record cannot be read.
     emu.add_fault(FaultRule::status("/toolbox/*/process/session/*/command/*", 404).method("GET"))
         .unwrap();
-    let r = sb.execute_command("echo done", &[], opts()).await;
+    // The wrapper's exit trailer carries the code: the record is not needed.
+    assert_eq!(sb.run("echo done; exit 4").await.unwrap().exit_code, 4);
+    // The session shell dies before it can print the trailer: the log ends, but nothing says
+    // how the command did.
+    let r = sb
+        .execute_command("echo done; kill -9 $$", &[], opts())
+        .await;
     assert!(
         r.is_err(),
         "without an exit code the result must be an error: {r:?}"
     );
     emu.clear_faults();
-    assert_eq!(sb.run("exit 4").await.unwrap().exit_code, 4);
+    // With the record readable, its code is taken (whatever the emulator makes of a killed
+    // shell, never a made-up 0).
+    let r = sb
+        .execute_command("echo done; kill -9 $$", &[], opts())
+        .await
+        .unwrap();
+    assert_ne!(r.exit_code, 0, "{r:?}");
+    assert_eq!(r.stdout, "done\n");
     sb.destroy().await.unwrap();
     emu.shutdown().await;
 }
@@ -364,5 +377,105 @@ async fn working_directories() {
         b""
     );
     sb.destroy().await.unwrap();
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_command_costs_four_requests_and_reads_no_record() {
+    let emu = emulator().await;
+    let sb = started(&emu.api_url()).await;
+    sb.run("true").await.unwrap(); // the work dir is looked up once, by the first command
+    let before = emu.requests().len();
+    for i in 0..5 {
+        let r = sb
+            .execute_command("printf %s", &[i.to_string()], opts())
+            .await
+            .unwrap();
+        assert_eq!((r.exit_code, r.stdout), (0, i.to_string()));
+    }
+    // Session deletes run in the background: wait until all five are in.
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            requests(&emu, "DELETE", |p| p.contains("/process/session/")).len() >= 5
+        })
+        .await
+    );
+    let made: Vec<String> = emu.requests()[before..]
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(
+        made.len(),
+        20,
+        "create, exec, follow, delete per command: {made:#?}"
+    );
+    assert!(
+        !made
+            .iter()
+            .any(|r| r.starts_with("GET") && r.contains("/command/") && !r.ends_with("/logs")),
+        "the exit code comes from the log, not from the command record: {made:#?}"
+    );
+    sb.destroy().await.unwrap();
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_child_holding_the_output_does_not_hold_the_result() {
+    let emu = emulator().await;
+    let sb = started(&emu.api_url()).await;
+    let id = sb.daytona_id().unwrap();
+    let began = Instant::now();
+    // The child keeps stdout open for 30 s; its late line comes within the drain.
+    let r = sb
+        .execute_command(
+            "(sleep 0.3; echo late; sleep 30) & echo early; exit 6",
+            &[],
+            opts(),
+        )
+        .await
+        .unwrap();
+    let took = began.elapsed();
+    assert_eq!((r.exit_code, r.stdout.as_str()), (6, "early\nlate\n"));
+    assert!(took < Duration::from_secs(15), "{took:?}");
+    // The session delete stops what the command left behind.
+    assert!(
+        eventually(Duration::from_secs(15), || runtime_load(&emu, &id)
+            == (0, 0))
+        .await,
+        "left behind: {:?}",
+        runtime_load(&emu, &id)
+    );
+    sb.destroy().await.unwrap();
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn nul_bytes_need_byte_exact_output_everything_else_is_exact_either_way() {
+    let emu = emulator().await;
+    let plain = started(&emu.api_url()).await;
+    let exact = builder_for(&emu.api_url())
+        .byte_exact_output(true)
+        .build()
+        .unwrap();
+    exact.start().await.unwrap();
+    let line = r"printf 'a\000b\r\n\377no newline'; printf 'e\000rr' >&2";
+    let r = plain.execute_command(line, &[], opts()).await.unwrap();
+    // Daytona's line labellers drop NUL bytes, and the emulator does as they do.
+    assert_eq!(
+        (r.stdout.as_str(), r.stderr.as_str()),
+        ("ab\r\n\u{FFFD}no newline", "err")
+    );
+    let r = exact.execute_command(line, &[], opts()).await.unwrap();
+    assert_eq!(
+        (r.stdout.as_str(), r.stderr.as_str()),
+        ("a\0b\r\n\u{FFFD}no newline", "e\0rr")
+    );
+    let r = exact
+        .execute_command("cat", &[], opts().stdin("in\0put"))
+        .await
+        .unwrap();
+    assert_eq!((r.exit_code, r.stdout.as_str()), (0, "in\0put"));
+    plain.destroy().await.unwrap();
+    exact.destroy().await.unwrap();
     emu.shutdown().await;
 }

@@ -398,3 +398,30 @@ async fn missing_credentials_are_a_typed_error() {
         .unwrap_err();
     assert!(matches!(err, SandboxError::Unauthorized { .. }), "{err:?}");
 }
+
+#[tokio::test]
+async fn a_made_up_name_is_not_looked_up_before_the_first_create() {
+    let emu = emulator().await;
+    let url = emu.api_url();
+    let sb = builder_for(&url).build().unwrap();
+    assert_eq!(sb.start().await.unwrap(), StartOutcome::Created);
+    let by_name = |name: &str| {
+        let suffix = format!("/sandbox/{name}");
+        requests(&emu, "GET", |p| p.ends_with(&suffix)).len()
+    };
+    assert_eq!(
+        by_name(sb.name()),
+        0,
+        "nothing can have a fresh random name"
+    );
+    // A name the caller chose is looked up first: that is how a handle reconnects.
+    let named = builder_for(&url)
+        .name(format!("{}-named", sb.name()))
+        .build()
+        .unwrap();
+    assert_eq!(named.start().await.unwrap(), StartOutcome::Created);
+    assert_eq!(by_name(named.name()), 1);
+    sb.destroy().await.unwrap();
+    named.destroy().await.unwrap();
+    emu.shutdown().await;
+}

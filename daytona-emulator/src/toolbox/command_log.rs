@@ -1,10 +1,12 @@
 //! The log of one session command, as the daemon keeps it: one byte stream in which every line
 //! of stdout is prefixed with `\x01\x01\x01` and every line of stderr with `\x02\x02\x02`.
 //!
-//! Lines are labelled as they complete, like the daemon's `while read -r line` labellers: a
-//! partial line waits for its newline, and at end of stream it is written with a `\n` added. A
-//! partial line longer than [`MAX_PENDING_LINE`] is flushed early (with a `\n` added) so a
-//! program writing megabytes without a newline cannot grow memory without bound.
+//! Lines are labelled as they complete, like the daemon's `while IFS= read -r line` labellers: a
+//! partial line waits for its newline, at end of stream it is written with a `\n` added, and
+//! NUL bytes are dropped (shell `read` cannot hold them). A partial line longer than
+//! [`MAX_PENDING_LINE`] is written early, labelled but without a newline (the rest of the line
+//! follows under a label of its own), so a program writing megabytes without a newline cannot
+//! grow memory without bound and the bytes stay exactly what it wrote.
 //!
 //! The log lives in a file in the sandbox's daemon state dir. Readers learn how much of it is
 //! complete, and whether the command has ended, from a watch channel.
@@ -52,7 +54,17 @@ impl Labeller {
 
     /// Append the labelled form of every line `data` completes to `out`.
     pub(crate) fn push(&mut self, data: &[u8], out: &mut Vec<u8>) {
-        let mut rest = data;
+        let filtered;
+        let mut rest = if data.contains(&0) {
+            filtered = data
+                .iter()
+                .copied()
+                .filter(|&b| b != 0)
+                .collect::<Vec<u8>>();
+            filtered.as_slice()
+        } else {
+            data
+        };
         while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
             out.extend_from_slice(self.stream.marker());
             out.extend_from_slice(&self.pending);
@@ -62,7 +74,9 @@ impl Labeller {
         }
         self.pending.extend_from_slice(rest);
         if self.pending.len() >= MAX_PENDING_LINE {
-            self.finish(out);
+            out.extend_from_slice(self.stream.marker());
+            out.extend_from_slice(&self.pending);
+            self.pending.clear();
         }
     }
 
@@ -296,8 +310,23 @@ mod tests {
         let mut l = Labeller::new(Stream::Stderr);
         let mut out = Vec::new();
         l.push(&vec![b'x'; MAX_PENDING_LINE], &mut out);
-        assert_eq!(out.len(), MAX_PENDING_LINE + 4);
+        assert_eq!(out.len(), MAX_PENDING_LINE + 3);
         assert!(out.starts_with(STDERR_MARKER));
+        l.push(b"y\n", &mut out);
+        l.finish(&mut out);
+        // No newline was made up: the line reads back exactly.
+        let (_, err) = demux(&out);
+        assert_eq!(err.len(), MAX_PENDING_LINE + 2);
+        assert!(err.ends_with(b"xy\n"));
+    }
+
+    #[test]
+    fn nul_bytes_are_dropped_as_shell_read_drops_them() {
+        let mut l = Labeller::new(Stream::Stdout);
+        let mut out = Vec::new();
+        l.push(b"a\0b\n\0", &mut out);
+        l.finish(&mut out);
+        assert_eq!(out, b"\x01\x01\x01ab\n");
     }
 
     #[test]

@@ -82,6 +82,7 @@ pub struct DaytonaSandboxBuilder {
     pub(crate) working_directory: Option<String>,
     pub(crate) instructions: Option<String>,
     pub(crate) interval_unit: Duration,
+    pub(crate) byte_exact_output: bool,
 }
 
 impl fmt::Debug for DaytonaSandboxBuilder {
@@ -116,6 +117,7 @@ impl fmt::Debug for DaytonaSandboxBuilder {
             .field("working_directory", &self.working_directory)
             .field("instructions", &self.instructions.is_some())
             .field("interval_unit", &self.interval_unit)
+            .field("byte_exact_output", &self.byte_exact_output)
             .finish()
     }
 }
@@ -149,11 +151,21 @@ impl Default for DaytonaSandboxBuilder {
             working_directory: None,
             instructions: None,
             interval_unit: Duration::from_secs(60),
+            byte_exact_output: false,
         }
     }
 }
 
 impl DaytonaSandboxBuilder {
+    /// How commands send their output, per [`byte_exact_output`](Self::byte_exact_output).
+    pub(crate) fn output_encoding(&self) -> super::script::OutputEncoding {
+        if self.byte_exact_output {
+            super::script::OutputEncoding::Base64
+        } else {
+            super::script::OutputEncoding::Plain
+        }
+    }
+
     /// The handle's id, and the first key `start` looks a sandbox up by: a Daytona sandbox id
     /// (or name) to reconnect to. When nothing has that id or name, a sandbox is created with it
     /// as its name (unless [`name`](Self::name) says otherwise). Default: a fresh
@@ -330,6 +342,18 @@ impl DaytonaSandboxBuilder {
         self
     }
 
+    /// Carry every byte of command output, NUL bytes included. Default: off.
+    ///
+    /// Daytona labels a command's output line by line, and its labellers drop NUL bytes; all
+    /// other bytes (invalid UTF-8, `\r`, a missing final newline) come back exactly either way.
+    /// On, each command's stdout and stderr are base64-encoded inside the sandbox and decoded
+    /// here: exact, still streamed, but it costs the sandbox about ten milliseconds of CPU
+    /// and a dozen processes per command. Binary data is better moved with the file API.
+    pub fn byte_exact_output(mut self, on: bool) -> Self {
+        self.byte_exact_output = on;
+        self
+    }
+
     /// Replace the text [`get_instructions`](workspace_core::WorkspaceSandbox::get_instructions)
     /// returns.
     pub fn instructions(mut self, text: impl Into<String>) -> Self {
@@ -430,6 +454,7 @@ impl DaytonaSandboxBuilder {
             id,
             name,
             explicit_id: self.id.is_some(),
+            generated_name: self.id.is_none() && self.name.is_none(),
             builder: self,
         };
         // Catch contradictions (ephemeral with an auto-delete interval, malformed CIDRs, …) now
@@ -450,6 +475,9 @@ pub(crate) struct Options {
     pub(crate) name: String,
     /// Whether the caller gave the id (it is then also a lookup key of its own).
     pub(crate) explicit_id: bool,
+    /// Whether id and name were made up here: no sandbox can have them before this handle's
+    /// first start creates one, so that start has nothing to look up.
+    pub(crate) generated_name: bool,
     pub(crate) builder: DaytonaSandboxBuilder,
 }
 
@@ -540,6 +568,7 @@ mod tests {
             id: "sb-1".into(),
             name: "sb-1".into(),
             explicit_id: false,
+            generated_name: false,
             builder: b,
         }
     }

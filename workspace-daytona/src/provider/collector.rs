@@ -1,49 +1,64 @@
 //! [`Collector`]: turns a session command's raw log (however often it is re-read from the start)
 //! into capped stdout/stderr and UTF-8-safe callback text, each byte exactly once: the log is
-//! split by stream, each stream's base64 lines (see [`super::script`]) decoded back to the
-//! command's bytes.
+//! split by stream, and each stream turned back into the command's bytes (see
+//! [`super::output`]), which also yields the exit code the wrapper's trailer carries.
 
 use workspace_core::OutputCallback;
 use workspace_core::output::{CappedBuffer, Utf8Decoder};
 
 use crate::demux::{OutputStream, RawDemuxer};
 
-use super::script::LineDecoder;
+use super::output::StreamDecoder;
+use super::script::OutputEncoding;
 
 /// One stream's share of the log.
 struct StreamSink {
-    lines: LineDecoder,
+    stream: StreamDecoder,
+    delivery: Delivery,
+}
+
+/// Where one stream's bytes go: the capped result and the callback.
+struct Delivery {
     kept: CappedBuffer,
     callback: Option<OutputCallback>,
     decoder: Utf8Decoder,
-    scratch: Vec<u8>,
 }
 
 impl StreamSink {
-    fn new(limit: usize, callback: Option<OutputCallback>) -> Self {
+    fn new(
+        limit: usize,
+        callback: Option<OutputCallback>,
+        token: &str,
+        encoding: OutputEncoding,
+    ) -> Self {
         StreamSink {
-            lines: LineDecoder::default(),
-            kept: CappedBuffer::new(limit),
-            callback,
-            decoder: Utf8Decoder::default(),
-            scratch: Vec::new(),
+            stream: StreamDecoder::new(token, encoding),
+            delivery: Delivery {
+                kept: CappedBuffer::new(limit),
+                callback,
+                decoder: Utf8Decoder::default(),
+            },
         }
     }
 
-    /// Take encoded log bytes of this stream.
-    fn push(&mut self, encoded: &[u8]) {
-        let mut bytes = std::mem::take(&mut self.scratch);
-        bytes.clear();
-        self.lines.push(encoded, &mut bytes);
-        self.deliver(&bytes);
-        self.scratch = bytes;
+    /// Take log bytes of this stream.
+    fn push(&mut self, logged: &[u8]) {
+        let delivery = &mut self.delivery;
+        self.stream
+            .push(logged, &mut |bytes: &[u8]| delivery.deliver(bytes));
     }
 
+    fn finish(&mut self) {
+        let delivery = &mut self.delivery;
+        self.stream
+            .finish(&mut |bytes: &[u8]| delivery.deliver(bytes));
+        self.delivery.finish();
+    }
+}
+
+impl Delivery {
     /// Take the command's own bytes.
     fn deliver(&mut self, bytes: &[u8]) {
-        if bytes.is_empty() {
-            return;
-        }
         self.kept.push(bytes);
         if let Some(cb) = &self.callback {
             let text = self.decoder.decode(bytes);
@@ -54,9 +69,6 @@ impl StreamSink {
     }
 
     fn finish(&mut self) {
-        let mut tail = Vec::new();
-        self.lines.finish(&mut tail);
-        self.deliver(&tail);
         if let Some(cb) = &self.callback {
             let tail = self.decoder.finish();
             if !tail.is_empty() {
@@ -84,17 +96,28 @@ pub(crate) struct Collected {
 }
 
 impl Collector {
+    /// A collector for the command whose wrapper was built with `token` and `encoding`.
     pub(crate) fn new(
         limit: usize,
         on_stdout: Option<OutputCallback>,
         on_stderr: Option<OutputCallback>,
+        token: &str,
+        encoding: OutputEncoding,
     ) -> Self {
         Collector {
             demux: RawDemuxer::new(),
             consumed: 0,
-            stdout: StreamSink::new(limit, on_stdout),
-            stderr: StreamSink::new(limit, on_stderr),
+            stdout: StreamSink::new(limit, on_stdout, token, encoding),
+            stderr: StreamSink::new(limit, on_stderr, token, encoding),
         }
+    }
+
+    /// The command's exit code, once the trailers of both streams are in: all it printed
+    /// itself has then been seen.
+    pub(crate) fn exit_code(&self) -> Option<i32> {
+        let out = self.stdout.stream.exit_code()?;
+        self.stderr.stream.exit_code()?;
+        Some(out)
     }
 
     /// Log bytes consumed so far.
@@ -141,11 +164,12 @@ impl Collector {
         });
         self.stdout.finish();
         self.stderr.finish();
+        let (out, err) = (&self.stdout.delivery.kept, &self.stderr.delivery.kept);
         Collected {
-            stdout: self.stdout.kept.to_string_lossy(),
-            stderr: self.stderr.kept.to_string_lossy(),
-            stdout_dropped: self.stdout.kept.dropped(),
-            stderr_dropped: self.stderr.kept.dropped(),
+            stdout: out.to_string_lossy(),
+            stderr: err.to_string_lossy(),
+            stdout_dropped: out.dropped(),
+            stderr_dropped: err.dropped(),
         }
     }
 }
@@ -158,15 +182,23 @@ mod tests {
     use base64::engine::general_purpose::STANDARD;
     use std::sync::{Arc, Mutex};
 
-    /// A log as the daemon keeps it for the wrapper's encoded output.
+    const TOKEN: &str = "ws-cmd-1-abc";
+
+    /// A log as the daemon keeps it: each piece labelled as one line.
     fn log(pieces: &[(u8, &[u8])]) -> Vec<u8> {
         let mut v = Vec::new();
         for (marker, bytes) in pieces {
             v.extend_from_slice(&[*marker; 3]);
-            v.extend_from_slice(STANDARD.encode(bytes).as_bytes());
-            v.push(b'\n');
+            v.extend_from_slice(bytes);
+            if !bytes.ends_with(b"\n") {
+                v.push(b'\n');
+            }
         }
         v
+    }
+
+    fn trailer(code: i32) -> Vec<u8> {
+        format!("\x1ews-exit {TOKEN} {code}\x1e\n").into_bytes()
     }
 
     #[test]
@@ -174,13 +206,13 @@ mod tests {
         let seen = Arc::new(Mutex::new(String::new()));
         let s = seen.clone();
         let cb: OutputCallback = Arc::new(move |t: &str| s.lock().unwrap().push_str(t));
-        let mut c = Collector::new(1024, Some(cb), None);
-        let snow = "out ☃".as_bytes();
+        let mut c = Collector::new(1024, Some(cb), None, TOKEN, OutputEncoding::Plain);
+        let last = [&b"\xffend"[..], &trailer(5)].concat();
         let log = log(&[
-            (1, &snow[..5]),
+            (1, "out ☃\n".as_bytes()),
             (2, b"err\n"),
-            (1, &snow[5..]),
-            (1, b"\n\xffend"),
+            (1, &last),
+            (2, &trailer(5)),
         ]);
         // A first connection delivers 9 bytes, then drops; the second replays from 0 in odd
         // pieces.
@@ -191,6 +223,7 @@ mod tests {
             at += piece.len() as u64;
         }
         assert_eq!(c.consumed(), log.len() as u64);
+        assert_eq!(c.exit_code(), Some(5));
         let done = c.finish();
         assert_eq!(done.stdout, "out ☃\n\u{FFFD}end");
         assert_eq!(done.stderr, "err\n");
@@ -198,9 +231,29 @@ mod tests {
     }
 
     #[test]
-    fn caps_count_exactly() {
-        let mut c = Collector::new(4, None, None);
+    fn the_exit_code_needs_both_trailers() {
+        let mut c = Collector::new(1024, None, None, TOKEN, OutputEncoding::Plain);
+        c.feed_at(0, &log(&[(1, &trailer(0))]));
+        assert_eq!(c.exit_code(), None);
+        c.feed_at(0, &log(&[(1, &trailer(0)), (2, &trailer(0))]));
+        assert_eq!(c.exit_code(), Some(0));
+    }
+
+    #[test]
+    fn caps_count_exactly_in_both_encodings() {
+        let mut c = Collector::new(4, None, None, TOKEN, OutputEncoding::Plain);
         c.feed_at(0, &log(&[(1, &[b'a'; 60]), (1, &[b'b'; 40])]));
+        let done = c.finish();
+        // Without a trailer the newline the daemon added stays: the output was cut short.
+        assert_eq!(done.stdout, "aab\n");
+        assert_eq!(done.stdout_dropped, 98);
+
+        let mut c = Collector::new(4, None, None, TOKEN, OutputEncoding::Base64);
+        let (a, b) = (STANDARD.encode([b'a'; 60]), STANDARD.encode([b'b'; 40]));
+        c.feed_at(
+            0,
+            &log(&[(1, a.as_bytes()), (1, b.as_bytes()), (1, &trailer(0))]),
+        );
         let done = c.finish();
         assert_eq!(done.stdout, "aabb");
         assert_eq!(done.stdout_dropped, 96);

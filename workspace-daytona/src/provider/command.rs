@@ -22,7 +22,7 @@ use crate::sandbox::Sandbox;
 
 use super::collector::Collector;
 use super::sandbox::{Attached, OpError, Shared};
-use super::script::{self, STDIN_EOF_LINE, StdinMode};
+use super::script::{self, DRAIN_SECS, STDIN_EOF_LINE, StdinMode, Wrap};
 use super::session::{SessionGuard, new_session_id};
 
 /// Prefix of the sessions commands run in.
@@ -39,6 +39,9 @@ const LOG_POLL: Duration = Duration::from_millis(250);
 const KILL_WAIT: Duration = Duration::from_secs(30);
 /// Largest input request: a few relay lines.
 const INPUT_BATCH: usize = 256 * 1024;
+/// How long output may still arrive once the command exited (its exit trailer is in): what
+/// processes it left behind holding stdout or stderr write. Then the session delete stops them.
+const LATE_OUTPUT_DRAIN: Duration = Duration::from_secs(DRAIN_SECS as u64);
 
 /// A command the server accepted.
 struct Launched {
@@ -91,13 +94,25 @@ async fn launch(
 ) -> Result<Launched> {
     shared
         .with_retry(|attached| async move {
-            let dir = working_dir(shared, &attached, cwd).await?;
             let process = attached.sandbox.process();
             let session_id = new_session_id(COMMAND_SESSION_PREFIX);
-            process.create_session(&session_id).await?;
+            // Independent requests: the first command of a handle pays one round trip, not two.
+            let (dir, created) = tokio::join!(
+                working_dir(shared, &attached, cwd),
+                process.create_session(&session_id)
+            );
+            created?;
             let session = SessionGuard::new(process.clone(), session_id.clone());
+            let dir = dir?;
             let request = SessionExecuteRequest {
-                command: script::build(line, env, &dir, stdin, &session_id),
+                command: script::build(&Wrap {
+                    line,
+                    env,
+                    cwd: &dir,
+                    stdin,
+                    encoding: shared.builder().output_encoding(),
+                    token: &session_id,
+                }),
                 run_async: Some(true),
                 ..SessionExecuteRequest::default()
             };
@@ -174,6 +189,8 @@ async fn follow_to_end(
         options.effective_output_limit(),
         options.on_stdout.clone(),
         options.on_stderr.clone(),
+        &session_id,
+        shared.builder().output_encoding(),
     );
     let ending = {
         let work = async {
@@ -194,6 +211,12 @@ async fn follow_to_end(
             () = cancel.cancelled() => Ending::Cancelled,
             never = keepalive(&attached.sandbox, period) => match never {},
         }
+    };
+    // A command whose exit trailer came in finished by itself, whatever fired while its late
+    // output drained.
+    let ending = match (ending, collector.exit_code()) {
+        (Ending::TimedOut | Ending::Cancelled, Some(code)) => Ending::Exited(Ok(code)),
+        (ending, _) => ending,
     };
     let finish = |collector: Collector| {
         let c = collector.finish();
@@ -272,10 +295,11 @@ async fn feed_stdin(
 
 /// Follow the log into `collector` until the command has exited; its exit code.
 ///
-/// The stream is best effort: when it drops, the command record says whether the command
-/// finished (then the rest of the log is read over HTTP) or still runs (then the log is
-/// followed again, resuming after the bytes already seen). After repeated failures the log is
-/// polled over HTTP instead. The exit code always comes from the command record.
+/// The exit code comes from the wrapper's trailers once both are in (late output then gets
+/// [`LATE_OUTPUT_DRAIN`]), else from the command record. The stream is best effort: when it
+/// drops, the command record says whether the command finished (then the rest of the log is
+/// read over HTTP) or still runs (then the log is followed again, resuming after the bytes
+/// already seen). After repeated failures the log is polled over HTTP instead.
 async fn follow(
     process: &Process,
     session_id: &str,
@@ -292,11 +316,26 @@ async fn follow(
         {
             Ok(mut stream) => {
                 let mut at = 0u64;
-                while let Some(event) = stream.next().await {
+                let mut drain_until = None;
+                loop {
+                    let event = match drain_until {
+                        None => stream.next().await,
+                        Some(deadline) => {
+                            match tokio::time::timeout_at(deadline, stream.next()).await {
+                                Ok(event) => event,
+                                // Done draining: the session delete stops what still writes.
+                                Err(_) => break,
+                            }
+                        }
+                    };
+                    let Some(event) = event else { break };
                     match event {
                         RawLogEvent::Data(bytes) => {
                             collector.feed_at(at, &bytes);
                             at += bytes.len() as u64;
+                            if drain_until.is_none() && collector.exit_code().is_some() {
+                                drain_until = Some(Instant::now() + LATE_OUTPUT_DRAIN);
+                            }
                         }
                         RawLogEvent::End(end) => {
                             complete = end.is_complete();
@@ -310,14 +349,22 @@ async fn follow(
             }
             Err(e) => tracing::debug!(error = %e, "opening the log stream failed"),
         }
+        if let Some(code) = collector.exit_code() {
+            return Ok(code);
+        }
         if complete {
             return exit_code(process, session_id, cmd_id).await;
         }
         let record = process.get_session_command(session_id, cmd_id).await?;
         if let Some(code) = record.exit_code {
             let logs = process.get_session_command_logs(session_id, cmd_id).await?;
-            collector.feed_at(0, logs.output.as_bytes());
-            return Ok(code);
+            // The JSON log is the raw log only where it holds no U+FFFD (Daytona replaces
+            // invalid UTF-8 with it); else resuming at a byte offset could skip or repeat
+            // bytes, so the stream, which carries raw bytes, is followed again instead.
+            if collector.consumed() == 0 || !logs.output.contains('\u{FFFD}') {
+                collector.feed_at(0, logs.output.as_bytes());
+                return Ok(code);
+            }
         }
         failures = if collector.consumed() > before {
             1
@@ -376,7 +423,7 @@ async fn poll_log(
         let record = process.get_session_command(session_id, cmd_id).await?;
         let logs = process.get_session_command_logs(session_id, cmd_id).await?;
         collector.feed_at(0, logs.output.as_bytes());
-        if let Some(code) = record.exit_code {
+        if let Some(code) = record.exit_code.or_else(|| collector.exit_code()) {
             return Ok(code);
         }
         tokio::time::sleep(LOG_POLL).await;

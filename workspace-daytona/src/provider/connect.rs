@@ -46,9 +46,17 @@ impl Shared {
     /// Connect to the existing sandbox (by the id of the last attachment, the `id` option, then
     /// the name) or create one; attach it. What `start()` and lazy starts run.
     pub(crate) async fn start_work(&self) -> Result<StartOutcome> {
-        self.note_start_attempt();
+        let attempted_before = self.note_start_attempt();
         let deadline = Instant::now() + self.builder().creation_timeout;
-        let (sandbox, outcome) = match self.find_existing().await? {
+        // A made-up name is free until this handle's first create: skip the lookup (a 404)
+        // then. Later starts look, as a failed start may have left a sandbox behind.
+        let existing = if !attempted_before && self.opts.generated_name && self.current().is_none()
+        {
+            None
+        } else {
+            self.find_existing().await?
+        };
+        let (sandbox, outcome) = match existing {
             Some(existing) => match self.bring_up(existing, deadline).await? {
                 BroughtUp::Running(sb) => (*sb, StartOutcome::Connected),
                 BroughtUp::Gone => self.create(deadline).await?,

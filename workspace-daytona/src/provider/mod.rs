@@ -7,7 +7,8 @@
 //! - `connect`: finding, starting, creating (adopting on a name conflict), stopping and
 //!   deleting the Daytona sandbox.
 //! - `classify`: the one function that reads a failure as "sandbox not running".
-//! - `command`, `session`, `collector`, `script`: running one command in a session of its own.
+//! - `command`, `session`, `collector`, `script`, `output`: running one command in a session of
+//!   its own, and reading its output back.
 //! - `files`, `processes`, `info`: the file API, background processes, info and instructions.
 
 pub mod builder;
@@ -17,6 +18,7 @@ mod command;
 mod connect;
 mod files;
 mod info;
+mod output;
 mod processes;
 mod sandbox;
 mod script;

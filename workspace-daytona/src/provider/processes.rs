@@ -25,8 +25,9 @@ use crate::error::DaytonaError;
 use crate::process::Process;
 
 use super::command::working_dir;
+use super::output::decode_all;
 use super::sandbox::{OpError, Shared, lock};
-use super::script::{self, STDIN_EOF_LINE, StdinMode, decode_all};
+use super::script::{self, OutputEncoding, STDIN_EOF_LINE, StdinMode, Wrap};
 use super::session::{new_session_id, session_started_at};
 
 /// Prefix of the sessions background processes run in (what `list` looks for).
@@ -122,6 +123,14 @@ impl DaytonaProcesses {
     }
 }
 
+/// The process's own bytes in one stream of its log (`stored` is its session command text):
+/// the exit trailer removed, base64 decoded where the wrapper encoded.
+fn own_bytes(id: &ProcessId, stored: &str, logged: &str) -> Vec<u8> {
+    let token = parse(id).map_or("", |(session, _)| session);
+    let encoding = script::encoding_of(stored).unwrap_or_default();
+    decode_all(logged.as_bytes(), token, encoding).0
+}
+
 fn info_of(id: &ProcessId, stored: &str, exit_code: Option<i32>) -> ProcessInfo {
     let started_at = parse(id)
         .and_then(|(session, _)| session_started_at(PROCESS_SESSION_PREFIX, session))
@@ -162,7 +171,18 @@ impl ProcessManager for DaytonaProcesses {
                 let session_id = new_session_id(PROCESS_SESSION_PREFIX);
                 process.create_session(&session_id).await?;
                 let request = SessionExecuteRequest {
-                    command: script::build(line, env, &dir, stdin, &session_id),
+                    command: script::build(&Wrap {
+                        line,
+                        env,
+                        cwd: &dir,
+                        stdin,
+                        // Always base64: a process's output is read back through the JSON
+                        // log route, whose strings would turn invalid UTF-8 into U+FFFD and
+                        // shift byte offsets; a long-running process does not notice the
+                        // encoders' start-up cost.
+                        encoding: OutputEncoding::Base64,
+                        token: &session_id,
+                    }),
                     run_async: Some(true),
                     ..SessionExecuteRequest::default()
                 };
@@ -258,8 +278,8 @@ impl ProcessManager for DaytonaProcesses {
                 Ok((record, logs))
             })
             .await?;
-        let (stdout, out_end) = slice(&decode_all(logs.stdout.as_bytes()), since.stdout);
-        let (stderr, err_end) = slice(&decode_all(logs.stderr.as_bytes()), since.stderr);
+        let (stdout, out_end) = slice(&own_bytes(id, &record.command, &logs.stdout), since.stdout);
+        let (stderr, err_end) = slice(&own_bytes(id, &record.command, &logs.stderr), since.stderr);
         Ok(ProcessOutput::new(
             stdout,
             stderr,
@@ -324,8 +344,8 @@ impl ProcessManager for DaytonaProcesses {
         };
         let info = info_of(id, &record.command, Some(code));
         let output = ProcessOutput::new(
-            decode_all(logs.stdout.as_bytes()),
-            decode_all(logs.stderr.as_bytes()),
+            own_bytes(id, &record.command, &logs.stdout),
+            own_bytes(id, &record.command, &logs.stderr),
             OutputOffsets::default(),
             OutputOffsets::default(),
             ProcessState::Exited(code),

@@ -130,8 +130,9 @@ impl Shared {
         }
     }
 
-    pub(crate) fn note_start_attempt(&self) {
-        self.start_attempted.store(true, Ordering::Release);
+    /// Returns whether an earlier start was attempted.
+    pub(crate) fn note_start_attempt(&self) -> bool {
+        self.start_attempted.swap(true, Ordering::AcqRel)
     }
 
     pub(crate) fn start_was_attempted(&self) -> bool {

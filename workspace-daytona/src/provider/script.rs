@@ -1,37 +1,38 @@
-//! The shell text sent as a session command, the encoding of its output, and how to read the
-//! caller's command line back out of it.
+//! The shell text sent as a session command, and how to read the caller's command line back
+//! out of it.
 //!
-//! Layout, always three parts on their own lines:
+//! Layout, always three parts on their own lines (the setup `eval` only when there is setup):
 //!
 //! ```text
-//! eval "$(printf '%s' '<base64 setup>' | base64 -d)" && cd -- '<cwd>' && (
+//! __ws_end() { …print the exit trailer on both streams… }; eval "$(printf '%s' '<base64 setup>' | base64 -d)" && cd -- '<cwd>' && (
 //! <the caller's command line>
-//! ) < /dev/null > "$__ws_d/o" 2> "$__ws_d/e"; __ws_finish $?
+//! ) < /dev/null; __ws_end <token> $?
 //! ```
 //!
 //! Why each part:
-//! - **Output is base64, line by line.** Daytona's daemon labels its session logs line by line:
-//!   it appends a newline to a last line that had none, and its shell labellers cannot carry NUL
-//!   bytes. So the command's stdout and stderr each go through a FIFO into an encoder that
-//!   reads whatever is available (`dd` with one read per block, so output streams as it is
-//!   written) and prints it as base64 lines, which survive labelling exactly;
-//!   [`LineDecoder`] turns them back into bytes. Lines that are not base64 (a shell
-//!   diagnostic from the wrapper itself) pass through as they are.
+//! - **Output goes to the daemon as the command writes it**, and the session shell prints an
+//!   exit trailer on stdout and stderr once the command exits (see [`super::output`]): the
+//!   daemon adds a newline to a last line that had none, which the trailer makes exact again,
+//!   and it records the exit code only once every process holding the output has let go,
+//!   which the trailer's code makes unnecessary to wait for. Everything here is shell
+//!   builtins, so a command costs the sandbox one fork (the subshell) beyond its own.
+//! - **Base64 output, on request** ([`OutputEncoding::Base64`]): the daemon's line labellers
+//!   drop NUL bytes. For callers who need those, stdout and stderr go through FIFOs into
+//!   encoders that print base64 lines (`dd` with one read per block, so output still streams),
+//!   at about ten milliseconds of sandbox CPU per command; the encoders get [`DRAIN_SECS`]
+//!   after the command exits to forward what children still write, then are stopped.
 //! - **The setup travels base64-encoded** (per-command env exports, the encoders, the stdin
 //!   relay), because Daytona stores session command text and shows it in listings and logs:
 //!   env values never appear there in clear text. Base64 is an encoding, not encryption:
 //!   whoever can read the stored command with the API key can decode it, as they could read
 //!   the sandbox's environment anyway.
 //! - **The caller's line runs in a subshell** on lines of its own: `exit N` ends the command,
-//!   not the session shell (which must survive to record the exit code), and a trailing comment
-//!   or heredoc cannot swallow the closing parenthesis. `__ws_finish` returns its status.
+//!   not the session shell (which must survive to print the trailer and record the exit code),
+//!   and a trailing comment or heredoc cannot swallow the closing parenthesis.
 //! - **Stdin is `/dev/null`** unless the caller sends input. Input then goes through a relay: a
 //!   background loop reads base64 lines from the session command's stdin, decodes each into a
 //!   FIFO the command reads, and stops at a line holding only `.` — how stdin gets closed, as
 //!   Daytona's input route has no end-of-file of its own.
-//! - **Draining is bounded**: after the command exits, the encoders get [`DRAIN_SECS`] to
-//!   forward what children still holding its output write, then they are stopped, so a
-//!   command that leaves a daemon behind still returns.
 
 use std::collections::BTreeMap;
 
@@ -43,12 +44,14 @@ use workspace_core::shell_quote;
 pub(crate) const STDIN_EOF_LINE: &str = ".\n";
 /// Raw bytes per relay line: 48 KiB encodes to 64 KiB of base64, a line any shell reads.
 pub(crate) const STDIN_CHUNK: usize = 48 * 1024;
-/// Seconds the output encoders may keep forwarding after the command exited.
+/// Seconds the base64 encoders may keep forwarding after the command exited.
 pub(crate) const DRAIN_SECS: u32 = 2;
-/// The variable the relay sets; its presence in the footer's setup marks relayed stdin.
+/// The variable the relay sets.
 const RELAY_VAR: &str = "__ws_relay";
 /// What the footer starts with.
 const FOOTER_START: &str = ") < ";
+/// The function that prints the exit trailer; what the header starts with.
+const END_FN: &str = "__ws_end";
 
 /// Where the command's stdin comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,59 +62,104 @@ pub(crate) enum StdinMode {
     Relay,
 }
 
-/// The session command text for `line`, run in `cwd` with `env` exported and stdin per
-/// `stdin`. `token` names its scratch directory (unique per session).
-pub(crate) fn build(
-    line: &str,
-    env: &BTreeMap<String, String>,
-    cwd: &str,
-    stdin: StdinMode,
-    token: &str,
-) -> String {
+/// How the command's output reaches the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum OutputEncoding {
+    /// As written; NUL bytes are lost to the daemon's labellers.
+    #[default]
+    Plain,
+    /// Base64 lines: every byte survives, at a cost in sandbox CPU.
+    Base64,
+}
+
+/// What one wrapped command is.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Wrap<'a> {
+    /// The caller's command line.
+    pub(crate) line: &'a str,
+    /// Exported for this command only.
+    pub(crate) env: &'a BTreeMap<String, String>,
+    /// Where it runs (absolute).
+    pub(crate) cwd: &'a str,
+    pub(crate) stdin: StdinMode,
+    pub(crate) encoding: OutputEncoding,
+    /// Unique per command (the session id): names the scratch dir and marks the trailer.
+    pub(crate) token: &'a str,
+}
+
+/// The session command text for `w`.
+pub(crate) fn build(w: &Wrap<'_>) -> String {
     let mut setup = String::new();
-    for (k, v) in env {
+    for (k, v) in w.env {
         setup.push_str(&format!("export {k}={}\n", shell_quote(v)));
     }
-    let dir = shell_quote(&format!(".ws-{token}"));
-    // The encoder: one read of whatever is available, as base64 lines (76 characters, so each
-    // line decodes on its own), until end of file.
-    setup.push_str(
-        "__ws_enc() { while :; do __ws_c=$(dd bs=65536 count=1 2>/dev/null | base64) \
-         || return 0; [ -n \"$__ws_c\" ] || return 0; printf '%s\\n' \"$__ws_c\"; done; }\n",
+    let base64 = w.encoding == OutputEncoding::Base64;
+    let relay = w.stdin == StdinMode::Relay;
+    if base64 || relay {
+        let dir = shell_quote(&format!(".ws-{}", w.token));
+        let mut finish = String::from("__ws_finish() { __ws_ec=$1; ");
+        let mut start = format!(
+            "__ws_setup() {{ __ws_d=\"${{TMPDIR:-/tmp}}\"/{dir} && rm -rf \"$__ws_d\" && \
+             mkdir -m 700 \"$__ws_d\" || return 1; "
+        );
+        if base64 {
+            // The encoder: one read of whatever is available, as base64 lines (76 characters,
+            // so each line decodes on its own), until end of file.
+            setup.push_str(
+                "__ws_enc() { while :; do __ws_c=$(dd bs=65536 count=1 2>/dev/null | base64) \
+                 || return 0; [ -n \"$__ws_c\" ] || return 0; printf '%s\\n' \"$__ws_c\"; done; }\n",
+            );
+            finish.push_str(&format!(
+                "( sleep {DRAIN_SECS}; kill $__ws_po $__ws_pe 2>/dev/null ) >/dev/null 2>&1 & \
+                 __ws_k=$!; wait $__ws_po $__ws_pe 2>/dev/null; kill $__ws_k 2>/dev/null; "
+            ));
+            start.push_str(
+                "mkfifo \"$__ws_d/o\" \"$__ws_d/e\" || return 1; \
+                 __ws_enc < \"$__ws_d/o\" & __ws_po=$!; \
+                 __ws_enc < \"$__ws_d/e\" >&2 & __ws_pe=$!; ",
+            );
+        }
+        if relay {
+            // `read` stops at each newline, so one line is one base64 chunk; `.` ends the input.
+            start.push_str(&format!(
+                "mkfifo \"$__ws_d/i\" || return 1; exec 3<&0; \
+                 ( while IFS= read -r __ws_l <&3; do [ \"$__ws_l\" = . ] && break; \
+                 printf '%s' \"$__ws_l\" | base64 -d; done ) > \"$__ws_d/i\" & {RELAY_VAR}=$!; "
+            ));
+            finish.push_str(&format!(
+                "[ -n \"${{{RELAY_VAR}:-}}\" ] && kill \"${RELAY_VAR}\" 2>/dev/null; "
+            ));
+        }
+        finish.push_str("rm -rf \"$__ws_d\"; return \"$__ws_ec\"; } 2>/dev/null\n");
+        start.push_str("return 0; }\n__ws_setup\n");
+        setup.push_str(&finish);
+        setup.push_str(&start);
+    }
+
+    let mut text = format!(
+        "{END_FN}() {{ printf '\\036ws-exit %s %d\\036\\n' \"$1\" \"$2\"; \
+         printf '\\036ws-exit %s %d\\036\\n' \"$1\" \"$2\" >&2; return \"$2\"; }}; "
     );
-    setup.push_str(&format!(
-        "__ws_finish() {{ __ws_ec=$1; \
-         ( sleep {DRAIN_SECS}; kill $__ws_po $__ws_pe 2>/dev/null ) >/dev/null 2>&1 & __ws_k=$!; \
-         wait $__ws_po $__ws_pe 2>/dev/null; kill $__ws_k 2>/dev/null; \
-         [ -n \"${{{RELAY_VAR}:-}}\" ] && kill \"${RELAY_VAR}\" 2>/dev/null; \
-         rm -rf \"$__ws_d\"; return \"$__ws_ec\"; }} 2>/dev/null\n"
-    ));
-    setup.push_str(&format!(
-        "__ws_setup() {{ __ws_d=\"${{TMPDIR:-/tmp}}\"/{dir} && rm -rf \"$__ws_d\" && \
-         mkdir -m 700 \"$__ws_d\" && mkfifo \"$__ws_d/o\" \"$__ws_d/e\" || return 1; \
-         __ws_enc < \"$__ws_d/o\" & __ws_po=$!; \
-         __ws_enc < \"$__ws_d/e\" >&2 & __ws_pe=$!; "
-    ));
-    if stdin == StdinMode::Relay {
-        // `read` stops at each newline, so one line is one base64 chunk; `.` ends the input.
-        setup.push_str(&format!(
-            "mkfifo \"$__ws_d/i\" || return 1; exec 3<&0; \
-             ( while IFS= read -r __ws_l <&3; do [ \"$__ws_l\" = . ] && break; \
-             printf '%s' \"$__ws_l\" | base64 -d; done ) > \"$__ws_d/i\" & {RELAY_VAR}=$!; "
+    if !setup.is_empty() {
+        text.push_str(&format!(
+            "eval \"$(printf '%s' '{}' | base64 -d)\" && ",
+            STANDARD.encode(setup.as_bytes())
         ));
     }
-    setup.push_str("return 0; }\n__ws_setup\n");
-
-    let stdin_from = match stdin {
-        StdinMode::Closed => "/dev/null",
-        StdinMode::Relay => "\"$__ws_d/i\"",
-    };
-    format!(
-        "eval \"$(printf '%s' '{}' | base64 -d)\" && cd -- {} && (\n{line}\n{FOOTER_START}{stdin_from} \
-         > \"$__ws_d/o\" 2> \"$__ws_d/e\"; __ws_finish $?",
-        STANDARD.encode(setup.as_bytes()),
-        shell_quote(cwd),
-    )
+    let stdin_from = if relay { "\"$__ws_d/i\"" } else { "/dev/null" };
+    text.push_str(&format!(
+        "cd -- {} && (\n{}\n{FOOTER_START}{stdin_from}",
+        shell_quote(w.cwd),
+        w.line
+    ));
+    if base64 {
+        text.push_str(" > \"$__ws_d/o\" 2> \"$__ws_d/e\"");
+    }
+    if base64 || relay {
+        text.push_str("; __ws_finish $?");
+    }
+    text.push_str(&format!("; {END_FN} {} $?", shell_quote(w.token)));
+    text
 }
 
 /// Input for the relay: `data` as base64 lines of at most [`STDIN_CHUNK`] raw bytes each.
@@ -125,94 +173,73 @@ pub(crate) fn encode_stdin(data: &[u8]) -> Vec<String> {
         .collect()
 }
 
-/// The caller's command line inside a text [`build`] made, or `None` for other text.
-pub(crate) fn user_line(script: &str) -> Option<&str> {
+/// The header and footer of a text [`build`] made, and the caller's line between them.
+fn parts(script: &str) -> Option<(&str, &str, &str)> {
     let (header, rest) = script.split_once('\n')?;
     let (line, footer) = rest.rsplit_once('\n')?;
-    let ours = header.starts_with("eval \"$(printf '%s' '")
+    let ours = header.starts_with(END_FN)
         && header.ends_with(" && (")
         && footer.starts_with(FOOTER_START)
-        && footer.ends_with("__ws_finish $?");
-    ours.then_some(line)
+        && footer.contains(&format!("; {END_FN} "))
+        && footer.ends_with(" $?");
+    ours.then_some((header, line, footer))
+}
+
+/// The caller's command line inside a text [`build`] made, or `None` for other text.
+pub(crate) fn user_line(script: &str) -> Option<&str> {
+    parts(script).map(|(_, line, _)| line)
 }
 
 /// Whether a text [`build`] made relays stdin.
 pub(crate) fn relays_stdin(script: &str) -> bool {
-    script.rsplit_once('\n').is_some_and(|(_, footer)| {
-        footer.starts_with(FOOTER_START) && footer.contains("\"$__ws_d/i\"")
+    parts(script).is_some_and(|(_, _, footer)| footer.contains("\"$__ws_d/i\""))
+}
+
+/// How a text [`build`] made sends its output; `None` for other text.
+pub(crate) fn encoding_of(script: &str) -> Option<OutputEncoding> {
+    parts(script).map(|(_, _, footer)| {
+        if footer.contains("\"$__ws_d/o\"") {
+            OutputEncoding::Base64
+        } else {
+            OutputEncoding::Plain
+        }
     })
-}
-
-/// Turns one stream of encoded output (base64 lines, in pieces of any size) back into the
-/// command's bytes.
-#[derive(Debug, Default)]
-pub(crate) struct LineDecoder {
-    partial: Vec<u8>,
-}
-
-impl LineDecoder {
-    /// Decode every line `data` completes, appending the bytes to `out`.
-    pub(crate) fn push(&mut self, data: &[u8], out: &mut Vec<u8>) {
-        let mut rest = data;
-        while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
-            if self.partial.is_empty() {
-                decode_line(&rest[..nl], out);
-            } else {
-                self.partial.extend_from_slice(&rest[..nl]);
-                let line = std::mem::take(&mut self.partial);
-                decode_line(&line, out);
-            }
-            rest = &rest[nl + 1..];
-        }
-        self.partial.extend_from_slice(rest);
-    }
-
-    /// End of the stream: a last line without its newline.
-    pub(crate) fn finish(&mut self, out: &mut Vec<u8>) {
-        let line = std::mem::take(&mut self.partial);
-        if !line.is_empty() {
-            decode_line(&line, out);
-        }
-    }
-}
-
-fn decode_line(line: &[u8], out: &mut Vec<u8>) {
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    if line.is_empty() {
-        return;
-    }
-    match STANDARD.decode(line) {
-        Ok(bytes) => out.extend_from_slice(&bytes),
-        Err(_) => {
-            // Not from the encoder: a diagnostic of the wrapper's own shell.
-            out.extend_from_slice(line);
-            out.push(b'\n');
-        }
-    }
-}
-
-/// Decode a whole encoded stream.
-pub(crate) fn decode_all(encoded: &[u8]) -> Vec<u8> {
-    let mut d = LineDecoder::default();
-    let mut out = Vec::with_capacity(encoded.len() * 3 / 4);
-    d.push(encoded, &mut out);
-    d.finish(&mut out);
-    out
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::provider::output::decode_all;
     use std::io::Write;
     use std::os::unix::process::CommandExt;
     use std::process::{Command, Stdio};
 
-    /// Run a built script under `sh`, decoding its output as the provider does.
-    fn sh(script: &str, input: &[u8]) -> (i32, Vec<u8>, Vec<u8>) {
+    /// What the daemon's labellers make of a stream: a last line without a newline gets one,
+    /// and NUL bytes are dropped.
+    fn labelled(raw: &[u8]) -> Vec<u8> {
+        let mut v: Vec<u8> = raw.iter().copied().filter(|&b| b != 0).collect();
+        if !v.is_empty() && !v.ends_with(b"\n") {
+            v.push(b'\n');
+        }
+        v
+    }
+
+    struct Ran {
+        code: i32,
+        out: Vec<u8>,
+        err: Vec<u8>,
+        out_code: Option<i32>,
+        err_code: Option<i32>,
+    }
+
+    /// Run a built script under `sh`, labelling and decoding its output as daemon and provider
+    /// do.
+    fn sh(w: &Wrap<'_>, input: &[u8]) -> Ran {
+        let script = build(w);
         let mut child = Command::new("sh")
             .arg("-c")
-            .arg(script)
+            .arg(&script)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -222,30 +249,84 @@ mod tests {
         stdin.write_all(input).unwrap();
         drop(stdin);
         let out = child.wait_with_output().unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            decode_all(&out.stdout),
-            decode_all(&out.stderr),
-        )
+        let (o, out_code) = decode_all(&labelled(&out.stdout), w.token, w.encoding);
+        let (e, err_code) = decode_all(&labelled(&out.stderr), w.token, w.encoding);
+        Ran {
+            code: out.status.code().unwrap_or(-1),
+            out: o,
+            err: e,
+            out_code,
+            err_code,
+        }
     }
 
-    fn tmp_token(name: &str) -> String {
+    fn token(name: &str) -> String {
         format!("unit-{name}-{}", std::process::id())
     }
 
+    fn wrap<'a>(line: &'a str, env: &'a BTreeMap<String, String>, token: &'a str) -> Wrap<'a> {
+        Wrap {
+            line,
+            env,
+            cwd: "/",
+            stdin: StdinMode::Closed,
+            encoding: OutputEncoding::Plain,
+            token,
+        }
+    }
+
     #[test]
-    fn exact_bytes_and_exit_codes_come_back() {
-        let script = build(
+    fn exact_text_and_exit_codes_come_back_in_plain_mode() {
+        let env = BTreeMap::new();
+        let t = token("plain");
+        for (line, out, err, code) in [
+            (
+                r"printf 'no newline'; printf 'e\n' >&2; exit 7",
+                &b"no newline"[..],
+                &b"e\n"[..],
+                7,
+            ),
+            (r"printf 'a\n\nb\n'", b"a\n\nb\n", b"", 0),
+            (
+                r"printf '\377\376'; printf x >&2; false",
+                b"\xff\xfe",
+                b"x",
+                1,
+            ),
+            ("true", b"", b"", 0),
+        ] {
+            let r = sh(&wrap(line, &env, &t), b"");
+            assert_eq!(
+                (r.code, r.out.as_slice(), r.err.as_slice()),
+                (code, out, err),
+                "{line}"
+            );
+            assert_eq!((r.out_code, r.err_code), (Some(code), Some(code)), "{line}");
+        }
+        // The header alone: no setup, no scratch dir.
+        let text = build(&wrap("echo hi", &env, &t));
+        assert!(!text.contains("eval"), "{text}");
+        assert_eq!(user_line(&text), Some("echo hi"));
+        assert_eq!(encoding_of(&text), Some(OutputEncoding::Plain));
+        assert!(!relays_stdin(&text));
+    }
+
+    #[test]
+    fn base64_mode_keeps_nul_bytes() {
+        let env = BTreeMap::new();
+        let t = token("exact");
+        let mut w = wrap(
             r"printf 'no newline'; printf '\000\377\n' >&2; exit 7",
-            &BTreeMap::new(),
-            "/",
-            StdinMode::Closed,
-            &tmp_token("exact"),
+            &env,
+            &t,
         );
-        let (code, out, err) = sh(&script, b"");
-        assert_eq!(code, 7);
-        assert_eq!(out, b"no newline");
-        assert_eq!(err, b"\x00\xff\n");
+        w.encoding = OutputEncoding::Base64;
+        assert_eq!(encoding_of(&build(&w)), Some(OutputEncoding::Base64));
+        let r = sh(&w, b"");
+        assert_eq!(r.code, 7);
+        assert_eq!(r.out, b"no newline");
+        assert_eq!(r.err, b"\x00\xff\n");
+        assert_eq!((r.out_code, r.err_code), (Some(7), Some(7)));
     }
 
     #[test]
@@ -260,13 +341,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cwd = dir.path().to_str().unwrap();
         let line = r#"printf '%s|%s|' "$SECRET_TOKEN" "${EMPTY+set}"; pwd"#;
-        let script = build(line, &env, cwd, StdinMode::Closed, &tmp_token("env"));
+        let t = token("env");
+        let mut w = wrap(line, &env, &t);
+        w.cwd = cwd;
+        let script = build(&w);
         assert!(!script.contains("s3cr3t"), "{script}");
         assert_eq!(user_line(&script), Some(line));
         assert!(!relays_stdin(&script));
-        let (code, out, _) = sh(&script, b"");
-        assert_eq!(code, 0);
-        let out = String::from_utf8(out).unwrap();
+        let r = sh(&w, b"");
+        assert_eq!(r.code, 0);
+        let out = String::from_utf8(r.out).unwrap();
         let physical = dir.path().canonicalize().unwrap();
         assert!(
             out == format!("s3cr3t 'quoted' $HOME\nline2|set|{cwd}\n")
@@ -277,15 +361,25 @@ mod tests {
 
     #[test]
     fn stdin_is_closed_by_default_and_comments_do_not_swallow_the_footer() {
-        let script = build(
-            "cat; echo done # trailing comment",
-            &BTreeMap::new(),
-            "/",
-            StdinMode::Closed,
-            &tmp_token("closed"),
+        let env = BTreeMap::new();
+        let t = token("closed");
+        let r = sh(
+            &wrap("cat; echo done # trailing comment", &env, &t),
+            b"must not be read",
         );
-        let (code, out, _) = sh(&script, b"must not be read");
-        assert_eq!((code, out.as_slice()), (0, b"done\n".as_slice()));
+        assert_eq!((r.code, r.out.as_slice()), (0, b"done\n".as_slice()));
+    }
+
+    #[test]
+    fn a_missing_directory_is_a_failure_with_a_trailer() {
+        let env = BTreeMap::new();
+        let t = token("nodir");
+        let mut w = wrap("echo never", &env, &t);
+        w.cwd = "/nonexistent/ws-unit-dir";
+        let r = sh(&w, b"");
+        assert_ne!(r.code, 0);
+        assert_eq!(r.out, b"");
+        assert_eq!(r.out_code, Some(r.code));
     }
 
     #[test]
@@ -293,38 +387,51 @@ mod tests {
         let data: Vec<u8> = (0..STDIN_CHUNK * 2 + 17)
             .map(|i| (i * 7 % 256) as u8)
             .collect();
-        let script = build(
-            "cat; echo after",
-            &BTreeMap::new(),
-            "/",
-            StdinMode::Relay,
-            &tmp_token("relay"),
-        );
-        assert!(relays_stdin(&script));
-        assert_eq!(user_line(&script), Some("cat; echo after"));
-        let mut input = encode_stdin(&data).concat();
-        input.push_str(STDIN_EOF_LINE);
-        input.push_str("ignored after the end\n");
-        let (code, out, err) = sh(&script, input.as_bytes());
-        assert_eq!(code, 0, "{}", String::from_utf8_lossy(&err));
-        let mut want = data;
-        want.extend_from_slice(b"after\n");
-        assert!(out == want, "got {} bytes, want {}", out.len(), want.len());
+        let env = BTreeMap::new();
+        let t = token("relay");
+        for encoding in [OutputEncoding::Plain, OutputEncoding::Base64] {
+            // Plain output cannot carry NUL bytes, so count what came through instead.
+            let line = match encoding {
+                OutputEncoding::Plain => "od -An -v -tx1 | tr -d ' \\n'; echo; echo after",
+                OutputEncoding::Base64 => "cat; echo after",
+            };
+            let mut w = wrap(line, &env, &t);
+            w.stdin = StdinMode::Relay;
+            w.encoding = encoding;
+            let script = build(&w);
+            assert!(relays_stdin(&script));
+            assert_eq!(user_line(&script), Some(line));
+            let mut input = encode_stdin(&data).concat();
+            input.push_str(STDIN_EOF_LINE);
+            input.push_str("ignored after the end\n");
+            let r = sh(&w, input.as_bytes());
+            assert_eq!(r.code, 0, "{}", String::from_utf8_lossy(&r.err));
+            let want: Vec<u8> = match encoding {
+                OutputEncoding::Plain => {
+                    let hex: String = data.iter().map(|b| format!("{b:02x}")).collect();
+                    format!("{hex}\nafter\n").into_bytes()
+                }
+                OutputEncoding::Base64 => [data.as_slice(), b"after\n"].concat(),
+            };
+            assert!(
+                r.out == want,
+                "{encoding:?}: got {} bytes, want {}",
+                r.out.len(),
+                want.len()
+            );
+        }
     }
 
     #[test]
     fn relay_ends_when_the_command_exits_first() {
-        let script = build(
-            "exit 3",
-            &BTreeMap::new(),
-            "/",
-            StdinMode::Relay,
-            &tmp_token("early"),
-        );
+        let env = BTreeMap::new();
+        let t = token("early");
+        let mut w = wrap("exit 3", &env, &t);
+        w.stdin = StdinMode::Relay;
         // Stdin stays open (no EOF line): the command must still finish and keep its code.
         let mut child = Command::new("sh")
             .arg("-c")
-            .arg(&script)
+            .arg(build(&w))
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -336,18 +443,53 @@ mod tests {
     }
 
     #[test]
-    fn a_child_holding_the_output_delays_the_end_by_the_drain_bound_only() {
-        let script = build(
-            "sleep 30 & echo held",
-            &BTreeMap::new(),
-            "/",
-            StdinMode::Closed,
-            &tmp_token("drain"),
-        );
+    fn the_trailer_comes_before_a_child_lets_go_of_the_output() {
+        let env = BTreeMap::new();
+        let t = token("held");
+        let w = wrap("sleep 30 & echo held", &env, &t);
         let started = std::time::Instant::now();
         let mut child = Command::new("sh")
             .arg("-c")
-            .arg(&script)
+            .arg(build(&w))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pgid = child.id();
+        let stdout = child.stdout.take().unwrap();
+        // Read lines until the trailer, without waiting for end of file (the child holds it).
+        let mut reader = std::io::BufReader::new(stdout);
+        let mut seen = Vec::new();
+        let mut code = None;
+        while code.is_none() {
+            let mut line = Vec::new();
+            let n = std::io::BufRead::read_until(&mut reader, b'\n', &mut line).unwrap();
+            assert!(n > 0, "end of output before the trailer: {seen:?}");
+            seen.extend_from_slice(&line);
+            code = decode_all(&seen, &t, OutputEncoding::Plain).1;
+        }
+        let elapsed = started.elapsed();
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{pgid}")])
+            .status();
+        let _ = child.wait();
+        assert_eq!(code, Some(0));
+        assert_eq!(decode_all(&seen, &t, OutputEncoding::Plain).0, b"held\n");
+        assert!(elapsed < std::time::Duration::from_secs(10), "{elapsed:?}");
+    }
+
+    #[test]
+    fn base64_encoders_stop_after_the_drain_bound() {
+        let env = BTreeMap::new();
+        let t = token("drain");
+        let mut w = wrap("sleep 30 & echo held", &env, &t);
+        w.encoding = OutputEncoding::Base64;
+        let started = std::time::Instant::now();
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(build(&w))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -364,7 +506,10 @@ mod tests {
         let mut raw = Vec::new();
         std::io::Read::read_to_end(&mut stdout, &mut raw).unwrap();
         assert_eq!(status.code(), Some(0));
-        assert_eq!(decode_all(&raw), b"held\n");
+        assert_eq!(
+            decode_all(&raw, &t, OutputEncoding::Base64),
+            (b"held\n".to_vec(), Some(0))
+        );
         assert!(
             elapsed < std::time::Duration::from_secs(u64::from(DRAIN_SECS) + 3),
             "{elapsed:?}"
@@ -372,28 +517,10 @@ mod tests {
     }
 
     #[test]
-    fn decoder_handles_any_split_and_foreign_lines() {
-        let mut encoded = Vec::new();
-        for chunk in [&b"hello "[..], b"\x00\xff", b"world\n"] {
-            encoded.extend_from_slice(STANDARD.encode(chunk).as_bytes());
-            encoded.push(b'\n');
-        }
-        encoded.extend_from_slice(b"sh: 1: mkfifo: not found\n");
-        let whole = decode_all(&encoded);
-        assert_eq!(whole, b"hello \x00\xffworld\nsh: 1: mkfifo: not found\n");
-        for i in 0..encoded.len() {
-            let mut d = LineDecoder::default();
-            let mut out = Vec::new();
-            d.push(&encoded[..i], &mut out);
-            d.push(&encoded[i..], &mut out);
-            d.finish(&mut out);
-            assert_eq!(out, whole, "split at {i}");
-        }
-    }
-
-    #[test]
     fn foreign_text_has_no_user_line() {
         assert_eq!(user_line("echo hi"), None);
         assert_eq!(user_line("a\nb\nc"), None);
+        assert_eq!(encoding_of("a\nb\nc"), None);
+        assert!(!relays_stdin("a\nb\nc"));
     }
 }
