@@ -22,7 +22,7 @@ use crate::sandbox::Sandbox;
 
 use super::collector::Collector;
 use super::sandbox::{Attached, OpError, Shared};
-use super::script::{self, DRAIN_SECS, STDIN_EOF_LINE, StdinMode, Wrap};
+use super::script::{self, STDIN_EOF_LINE, StdinMode, Wrap};
 use super::session::{SessionGuard, new_session_id};
 
 /// Prefix of the sessions commands run in.
@@ -39,9 +39,6 @@ const LOG_POLL: Duration = Duration::from_millis(250);
 const KILL_WAIT: Duration = Duration::from_secs(30);
 /// Largest input request: a few relay lines.
 const INPUT_BATCH: usize = 256 * 1024;
-/// How long output may still arrive once the command exited (its exit trailer is in): what
-/// processes it left behind holding stdout or stderr write. Then the session delete stops them.
-const LATE_OUTPUT_DRAIN: Duration = Duration::from_secs(DRAIN_SECS as u64);
 
 /// A command the server accepted.
 struct Launched {
@@ -295,8 +292,8 @@ async fn feed_stdin(
 
 /// Follow the log into `collector` until the command has exited; its exit code.
 ///
-/// The exit code comes from the wrapper's trailers once both are in (late output then gets
-/// [`LATE_OUTPUT_DRAIN`]), else from the command record. The stream is best effort: when it
+/// The exit code comes from the wrapper's trailers once both are in, else from the command
+/// record. The stream is best effort: when it
 /// drops, the command record says whether the command finished (then the rest of the log is
 /// read over HTTP) or still runs (then the log is followed again, resuming after the bytes
 /// already seen). After repeated failures the log is polled over HTTP instead.
@@ -316,25 +313,18 @@ async fn follow(
         {
             Ok(mut stream) => {
                 let mut at = 0u64;
-                let mut drain_until = None;
-                loop {
-                    let event = match drain_until {
-                        None => stream.next().await,
-                        Some(deadline) => {
-                            match tokio::time::timeout_at(deadline, stream.next()).await {
-                                Ok(event) => event,
-                                // Done draining: the session delete stops what still writes.
-                                Err(_) => break,
-                            }
-                        }
-                    };
-                    let Some(event) = event else { break };
+                while let Some(event) = stream.next().await {
                     match event {
                         RawLogEvent::Data(bytes) => {
                             collector.feed_at(at, &bytes);
                             at += bytes.len() as u64;
-                            if drain_until.is_none() && collector.exit_code().is_some() {
-                                drain_until = Some(Instant::now() + LATE_OUTPUT_DRAIN);
+                            if collector.exit_code().is_some() {
+                                // The command exited and all it wrote is in (the trailers
+                                // follow its output on the same pipes). Not waiting for the
+                                // daemon to close the log saves its exit polling, and no
+                                // process the command left holding the output can hold the
+                                // result; the session delete stops such processes.
+                                break;
                             }
                         }
                         RawLogEvent::End(end) => {

@@ -248,12 +248,17 @@ impl Shared {
 ///   handles that race to create the same name share one sandbox: the loser of the 409 adopts
 ///   it.
 /// - **Commands** run one per Daytona session, asynchronously, with output followed live over
-///   WebSocket into the callbacks and the capped result, and the exit code read from the
-///   server's command record (never inferred from the stream ending). A dropped stream is
-///   followed again from the last byte seen. Timeouts count from the spawn; a timeout, a cancel
-///   or a dropped future deletes the session, which kills the command's whole process group.
-///   Every session is deleted when its command ends. Per-command env values travel base64
-///   encoded, so they never appear in the command text Daytona stores.
+///   WebSocket into the callbacks and the capped result, byte for byte (a missing final
+///   newline stays missing) except NUL bytes, which Daytona's log labellers drop unless
+///   [`byte_exact_output`](DaytonaSandboxBuilder::byte_exact_output) is on. The exit code is
+///   the one the command's wrapper prints after it exits, else the server's command record
+///   (never inferred from the stream ending); the result is complete as the command exits,
+///   so processes it left holding its output cannot hold it up (they are stopped with its
+///   session; their later output is not part of it). A dropped stream is followed again from the
+///   last byte seen. Timeouts count from the spawn; a timeout, a cancel or a dropped future
+///   deletes the session, which kills the command's whole process group. Every session is
+///   deleted when its command ends. Per-command env values travel base64 encoded, so they
+///   never appear in the command text Daytona stores.
 /// - **Retry once** when an operation finds the sandbox stopped (idle auto-stop) or gone before
 ///   anything was done: start or recreate it, then try again. A command that may already have
 ///   run is never re-run.
