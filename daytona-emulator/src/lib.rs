@@ -46,6 +46,8 @@
 //! - [`snapshots`], [`volumes`], [`preview`]: snapshot and volume registries, preview links.
 //! - [`api`]: control-plane routes (`/api/...`), socket.io, auth, fault and log layers.
 //! - [`server`]: [`Emulator`] builder, [`EmulatorHandle`], the accept loop.
+//! - `detached`: one emulator for a whole test binary ([`EmulatorBuilder::start_detached`],
+//!   [`process_data_dir`]).
 //! - [`faults`] and [`request_log`]: fault rules and the request log.
 //! - [`layout`]: a sandbox's directory on the host, the mapping between sandbox paths and host
 //!   paths (confinement), and how a command line becomes a local process (bwrap or plain).
@@ -55,6 +57,7 @@
 
 pub mod api;
 pub mod build;
+mod detached;
 pub mod error;
 pub mod faults;
 pub mod layout;
@@ -68,6 +71,7 @@ pub mod state;
 pub mod toolbox;
 pub mod volumes;
 
+pub use detached::process_data_dir;
 pub use error::{ApiError, ErrorSource};
 pub use faults::{FaultAction, FaultRule, InstalledFault, WsDrop};
 pub use request_log::RequestRecord;

@@ -71,6 +71,9 @@ pub enum EmulatorError {
     /// A setting is out of range.
     #[error("invalid setting: {0}")]
     InvalidSetting(String),
+    /// The thread or runtime of a detached emulator could not be started.
+    #[error("cannot start the emulator's thread: {0}")]
+    Thread(std::io::Error),
 }
 
 /// Entry point: `Emulator::builder()...start().await`.

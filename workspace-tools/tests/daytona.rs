@@ -15,58 +15,16 @@ const API_KEY: &str = "workspace-tools-test-key";
 /// of its own (see `run_check`), and a runtime's end would take an emulator started on it
 /// down, so the emulator serves from a thread and runtime of its own until the process exits.
 static EMULATOR_API_URL: LazyLock<String> = LazyLock::new(|| {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::Builder::new()
-        .name("tools-daytona-emulator".into())
-        .spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("a runtime for the emulator");
-            runtime.block_on(async move {
-                // This emulator is never shut down (it lives as long as the process), so its
-                // data dir is one per process under the target dir, and earlier runs' are swept.
-                let parent = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
-                sweep_stale_data_dirs(parent);
-                let dir = parent.join(format!("{DATA_DIR_PREFIX}{}", std::process::id()));
-                let emulator = Emulator::builder()
-                    .api_key(API_KEY)
-                    .data_dir(&dir)
-                    .start()
-                    .await
-                    .expect("the emulator starts");
-                tx.send(emulator.api_url())
-                    .expect("the first test waits for the URL");
-                std::future::pending::<()>().await;
-            });
-        })
-        .expect("spawning the emulator thread");
-    rx.recv().expect("the emulator reports its URL")
+    let parent = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    Emulator::builder()
+        .api_key(API_KEY)
+        .data_dir(daytona_emulator::process_data_dir(
+            parent,
+            "tools-daytona-emulator-",
+        ))
+        .start_detached()
+        .expect("the emulator starts")
 });
-
-const DATA_DIR_PREFIX: &str = "tools-daytona-emulator-";
-
-/// Remove the data dirs of earlier test processes that are gone (each check destroys its
-/// sandbox, so they hold at most empty directories).
-fn sweep_stale_data_dirs(parent: &std::path::Path) {
-    let Ok(entries) = std::fs::read_dir(parent) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix(DATA_DIR_PREFIX))
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
-}
 
 async fn daytona_sandbox() -> Arc<dyn WorkspaceSandbox> {
     let sandbox = DaytonaSandbox::builder()

@@ -12,56 +12,16 @@ pub const API_KEY: &str = "provider-test-key";
 /// One emulator for the whole test binary, serving from a thread and runtime of its own, so
 /// that tests on their own runtimes (the conformance tests build one each) can share it.
 static SHARED: LazyLock<String> = LazyLock::new(|| {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::Builder::new()
-        .name("shared-daytona-emulator".into())
-        .spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("a runtime for the shared emulator");
-            runtime.block_on(async move {
-                let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
-                remove_stale_data_dirs(tmp);
-                let dir = tmp.join(format!("{DATA_DIR_PREFIX}{}", std::process::id()));
-                let emulator = Emulator::builder()
-                    .api_key(API_KEY)
-                    .data_dir(&dir)
-                    .start()
-                    .await
-                    .expect("the shared emulator starts");
-                tx.send(emulator.api_url()).expect("the test thread waits");
-                // Serve until the test process exits.
-                std::future::pending::<()>().await;
-            });
-        })
-        .expect("spawning the emulator thread");
-    rx.recv().expect("the shared emulator reports its URL")
+    let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    Emulator::builder()
+        .api_key(API_KEY)
+        .data_dir(daytona_emulator::process_data_dir(
+            tmp,
+            "daytona-provider-emulator-",
+        ))
+        .start_detached()
+        .expect("the shared emulator starts")
 });
-
-const DATA_DIR_PREFIX: &str = "daytona-provider-emulator-";
-
-/// The shared emulator is never shut down (the process exit ends it), so its data dir stays:
-/// remove those of earlier runs whose process is gone.
-fn remove_stale_data_dirs(tmp: &std::path::Path) {
-    let Ok(entries) = std::fs::read_dir(tmp) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix(DATA_DIR_PREFIX))
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
-}
 
 /// The API URL of the shared emulator.
 pub fn shared_api_url() -> String {
