@@ -453,8 +453,6 @@ impl DaytonaSandboxBuilder {
         let options = Options {
             id,
             name,
-            explicit_id: self.id.is_some(),
-            generated_name: self.id.is_none() && self.name.is_none(),
             builder: self,
         };
         // Catch contradictions (ephemeral with an auto-delete interval, malformed CIDRs, …) now
@@ -473,11 +471,6 @@ impl DaytonaSandboxBuilder {
 pub(crate) struct Options {
     pub(crate) id: String,
     pub(crate) name: String,
-    /// Whether the caller gave the id (it is then also a lookup key of its own).
-    pub(crate) explicit_id: bool,
-    /// Whether id and name were made up here: no sandbox can have them before this handle's
-    /// first start creates one, so that start has nothing to look up.
-    pub(crate) generated_name: bool,
     pub(crate) builder: DaytonaSandboxBuilder,
 }
 
@@ -531,10 +524,21 @@ impl Options {
         p
     }
 
+    /// Whether the caller gave the id (it is then also a lookup key of its own).
+    pub(crate) fn explicit_id(&self) -> bool {
+        self.builder.id.is_some()
+    }
+
+    /// Whether id and name were made up here: no sandbox can have them before this handle's
+    /// first start creates one, so that start has nothing to look up.
+    pub(crate) fn generated_name(&self) -> bool {
+        self.builder.id.is_none() && self.builder.name.is_none()
+    }
+
     /// The keys `start` looks an existing sandbox up by, in order, without repeats.
     pub(crate) fn lookup_keys(&self) -> Vec<String> {
         let mut keys = Vec::with_capacity(2);
-        if self.explicit_id {
+        if self.explicit_id() {
             keys.push(self.id.clone());
         }
         if !keys.contains(&self.name) {
@@ -567,8 +571,6 @@ mod tests {
         Options {
             id: "sb-1".into(),
             name: "sb-1".into(),
-            explicit_id: false,
-            generated_name: false,
             builder: b,
         }
     }
@@ -637,7 +639,7 @@ mod tests {
         assert_ne!(a, random_id());
         let mut o = options(DaytonaSandboxBuilder::default());
         assert_eq!(o.lookup_keys(), ["sb-1"]);
-        o.explicit_id = true;
+        o.builder.id = Some("sb-1".into());
         o.name = "named".into();
         assert_eq!(o.lookup_keys(), ["sb-1", "named"]);
     }

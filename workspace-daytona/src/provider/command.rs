@@ -22,7 +22,7 @@ use crate::sandbox::Sandbox;
 
 use super::collector::Collector;
 use super::sandbox::{Attached, OpError, Shared};
-use super::script::{self, STDIN_EOF_LINE, StdinMode, Wrap};
+use super::script::{self, OutputEncoding, STDIN_EOF_LINE, StdinMode, Wrap};
 use super::session::{SessionGuard, new_session_id};
 
 /// Prefix of the sessions commands run in.
@@ -45,6 +45,8 @@ struct Launched {
     attached: Arc<Attached>,
     session: SessionGuard,
     cmd_id: String,
+    /// How its wrapper sends the output (what reading it back must undo).
+    encoding: OutputEncoding,
     /// When the server accepted it: the timeout counts from here.
     started: Instant,
 }
@@ -93,6 +95,7 @@ async fn launch(
         .with_retry(|attached| async move {
             let process = attached.sandbox.process();
             let session_id = new_session_id(COMMAND_SESSION_PREFIX);
+            let encoding = shared.builder().output_encoding();
             // Independent requests: the first command of a handle pays one round trip, not two.
             let (dir, created) = tokio::join!(
                 working_dir(shared, &attached, cwd),
@@ -107,7 +110,7 @@ async fn launch(
                     env,
                     cwd: &dir,
                     stdin,
-                    encoding: shared.builder().output_encoding(),
+                    encoding,
                     token: &session_id,
                 }),
                 run_async: Some(true),
@@ -127,6 +130,7 @@ async fn launch(
                 attached,
                 session,
                 cmd_id: response.cmd_id,
+                encoding,
                 started: Instant::now(),
             })
         })
@@ -177,6 +181,7 @@ async fn follow_to_end(
         attached,
         session,
         cmd_id,
+        encoding,
         started,
     } = launched;
     let process = attached.sandbox.process();
@@ -187,7 +192,7 @@ async fn follow_to_end(
         options.on_stdout.clone(),
         options.on_stderr.clone(),
         &session_id,
-        shared.builder().output_encoding(),
+        encoding,
     );
     let ending = {
         let work = async {
@@ -209,8 +214,8 @@ async fn follow_to_end(
             never = keepalive(&attached.sandbox, period) => match never {},
         }
     };
-    // A command whose exit trailer came in finished by itself, whatever fired while its late
-    // output drained.
+    // A command whose exit trailers came in had finished by itself, even if the timer or a
+    // cancel won the race with the rest of the work (stdin still being sent).
     let ending = match (ending, collector.exit_code()) {
         (Ending::TimedOut | Ending::Cancelled, Some(code)) => Ending::Exited(Ok(code)),
         (ending, _) => ending,
@@ -293,10 +298,10 @@ async fn feed_stdin(
 /// Follow the log into `collector` until the command has exited; its exit code.
 ///
 /// The exit code comes from the wrapper's trailers once both are in, else from the command
-/// record. The stream is best effort: when it
-/// drops, the command record says whether the command finished (then the rest of the log is
-/// read over HTTP) or still runs (then the log is followed again, resuming after the bytes
-/// already seen). After repeated failures the log is polled over HTTP instead.
+/// record. The stream is best effort: when it drops, the command record says whether the
+/// command finished (then the rest of the log is read over HTTP) or still runs (then the log is
+/// followed again, resuming after the bytes already seen). After repeated failures the log is
+/// polled over HTTP instead.
 async fn follow(
     process: &Process,
     session_id: &str,

@@ -50,12 +50,12 @@ impl Shared {
         let deadline = Instant::now() + self.builder().creation_timeout;
         // A made-up name is free until this handle's first create: skip the lookup (a 404)
         // then. Later starts look, as a failed start may have left a sandbox behind.
-        let existing = if !attempted_before && self.opts.generated_name && self.current().is_none()
-        {
-            None
-        } else {
-            self.find_existing().await?
-        };
+        let existing =
+            if !attempted_before && self.opts.generated_name() && self.current().is_none() {
+                None
+            } else {
+                self.find_existing().await?
+            };
         let (sandbox, outcome) = match existing {
             Some(existing) => match self.bring_up(existing, deadline).await? {
                 BroughtUp::Running(sb) => (*sb, StartOutcome::Connected),

@@ -21,8 +21,10 @@ use base64::engine::general_purpose::STANDARD;
 
 use super::script::OutputEncoding;
 
-/// The byte that opens and closes a trailer (ASCII record separator).
-pub(crate) const TRAILER_MARK: u8 = 0x1e;
+/// The byte that opens and closes a trailer (ASCII record separator; `\036` to `printf`).
+const TRAILER_MARK: u8 = 0x1e;
+/// The word after the opening mark.
+pub(crate) const TRAILER_TAG: &str = "ws-exit";
 /// Longest exit code text a trailer may carry (`-2147483648`).
 const MAX_CODE_LEN: usize = 11;
 
@@ -49,7 +51,8 @@ enum Match {
 impl TrailerScanner {
     fn new(token: &str) -> Self {
         let mut prefix = vec![TRAILER_MARK];
-        prefix.extend_from_slice(b"ws-exit ");
+        prefix.extend_from_slice(TRAILER_TAG.as_bytes());
+        prefix.push(b' ');
         prefix.extend_from_slice(token.as_bytes());
         prefix.push(b' ');
         TrailerScanner {

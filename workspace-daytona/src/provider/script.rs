@@ -40,6 +40,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use workspace_core::shell_quote;
 
+use super::output::TRAILER_TAG;
+
 /// The line that closes the relay's input.
 pub(crate) const STDIN_EOF_LINE: &str = ".\n";
 /// Raw bytes per relay line: 48 KiB encodes to 64 KiB of base64, a line any shell reads.
@@ -136,10 +138,9 @@ pub(crate) fn build(w: &Wrap<'_>) -> String {
         setup.push_str(&start);
     }
 
-    let mut text = format!(
-        "{END_FN}() {{ printf '\\036ws-exit %s %d\\036\\n' \"$1\" \"$2\"; \
-         printf '\\036ws-exit %s %d\\036\\n' \"$1\" \"$2\" >&2; return \"$2\"; }}; "
-    );
+    // The trailer `super::output` looks for, on both streams.
+    let trailer = format!("printf '\\036{TRAILER_TAG} %s %d\\036\\n' \"$1\" \"$2\"");
+    let mut text = format!("{END_FN}() {{ {trailer}; {trailer} >&2; return \"$2\"; }}; ");
     if !setup.is_empty() {
         text.push_str(&format!(
             "eval \"$(printf '%s' '{}' | base64 -d)\" && ",
