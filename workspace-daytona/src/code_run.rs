@@ -16,7 +16,7 @@ use daytona_api::sandbox::Sandbox as SandboxDto;
 
 use crate::error::DaytonaError;
 use crate::params::{CodeLanguage, LANGUAGE_LABEL};
-use crate::process::Process;
+use crate::process::{Process, whole_seconds};
 use crate::retry::Replay;
 use crate::transport::{Call, Deadline, join};
 
@@ -97,10 +97,6 @@ pub struct CodeRunResult {
     pub result: String,
     /// Charts the program produced (matplotlib figures on Daytona Cloud).
     pub artifacts: CodeRunArtifacts,
-}
-
-fn whole_seconds(d: Duration) -> u64 {
-    d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
 impl Process {
@@ -184,12 +180,6 @@ impl Process {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn timeouts_round_up() {
-        assert_eq!(whole_seconds(Duration::from_millis(1)), 1);
-        assert_eq!(whole_seconds(Duration::from_secs(7)), 7);
-    }
 
     #[test]
     fn debug_hides_env_values() {

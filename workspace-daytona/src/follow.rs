@@ -263,7 +263,15 @@ pub(crate) async fn open_raw(
     sandbox_id: &str,
     http_url: Url,
 ) -> Result<RawLogStream, DaytonaError> {
-    let socket = connect(transport, op, sandbox_id, http_url).await?;
+    let socket = connect(
+        transport,
+        op,
+        sandbox_id,
+        http_url,
+        None,
+        Replay::Idempotent,
+    )
+    .await?;
     Ok(RawLogStream {
         socket,
         done: false,
@@ -279,16 +287,28 @@ pub(crate) async fn open(
     http_url: Url,
 ) -> Result<LogStream, DaytonaError> {
     Ok(LogStream::new(
-        connect(transport, op, sandbox_id, http_url).await?,
+        connect(
+            transport,
+            op,
+            sandbox_id,
+            http_url,
+            None,
+            Replay::Idempotent,
+        )
+        .await?,
     ))
 }
 
-/// The WebSocket handshake behind [`open`] and [`open_raw`], with its retries.
-async fn connect(
-    transport: &Arc<Transport>,
+/// Opens a toolbox WebSocket (log follows here, PTY connections in `pty`): `http_url` with
+/// its scheme switched to ws/wss, the client's headers and `subprotocols` when offered,
+/// retrying what `replay` allows.
+pub(crate) async fn connect(
+    transport: &Transport,
     op: &'static str,
     sandbox_id: &str,
     http_url: Url,
+    subprotocols: Option<HeaderValue>,
+    replay: Replay,
 ) -> Result<Socket, DaytonaError> {
     let mut url = http_url;
     let scheme = if url.scheme() == "https" { "wss" } else { "ws" };
@@ -305,24 +325,16 @@ async fn connect(
     let started = Instant::now();
     let mut retries = 0u32;
     loop {
-        let attempt = connect_once(transport, op, &url, None);
-        let result = tracing::Instrument::instrument(attempt, span.clone()).await;
-        match result {
+        let attempt = connect_once(transport, op, &url, subprotocols.clone());
+        match tracing::Instrument::instrument(attempt, span.clone()).await {
             Ok(socket) => {
                 span.record("status", 101u16);
                 span.record("attempts", retries + 1);
-                tracing::debug!(parent: &span, op, attempts = retries + 1, "log stream opened");
+                tracing::debug!(parent: &span, op, attempts = retries + 1, "websocket opened");
                 return Ok(socket);
             }
             Err((err, failure)) => {
-                match transport.retry_wait(
-                    Replay::Idempotent,
-                    None,
-                    &err,
-                    failure,
-                    retries,
-                    started,
-                ) {
+                match transport.retry_wait(replay, None, &err, failure, retries, started) {
                     Some(wait) => {
                         tracing::info!(parent: &span, op, retry = retries + 1, error = %err, "websocket open failed transiently; retrying");
                         tokio::time::sleep(wait).await;
@@ -343,8 +355,8 @@ async fn connect(
 }
 
 /// One WebSocket handshake with the client's headers (and `subprotocols`, when offered): the
-/// socket, or the error with how safe a retry is. Shared by log follow and PTY connections.
-pub(crate) async fn connect_once(
+/// socket, or the error with how safe a retry is.
+async fn connect_once(
     transport: &Transport,
     op: &'static str,
     url: &Url,

@@ -90,13 +90,9 @@ pub struct Process {
     pub(crate) tb: Toolbox,
 }
 
-fn seconds(d: Duration) -> u64 {
-    let whole = d.as_secs();
-    if d.subsec_nanos() > 0 {
-        whole + 1
-    } else {
-        whole
-    }
+/// A timeout in the whole seconds the daemon takes, rounded up (never shortened).
+pub(crate) fn whole_seconds(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
 impl Process {
@@ -128,10 +124,10 @@ impl Process {
             command: command.to_string(),
             cwd: options.cwd.clone(),
             envs: (!options.env.is_empty()).then(|| options.env.clone()),
-            timeout: options.timeout.map(seconds),
+            timeout: options.timeout.map(whole_seconds),
         };
         let deadline = match options.timeout {
-            Some(t) => Deadline::After(Duration::from_secs(seconds(t)) + EXEC_GRACE),
+            Some(t) => Deadline::After(Duration::from_secs(whole_seconds(t)) + EXEC_GRACE),
             None => Deadline::Unbounded,
         };
         let url = self.tb.url(&["process", "execute"]).await?;
@@ -438,9 +434,10 @@ mod tests {
 
     #[test]
     fn timeouts_round_up_to_seconds() {
-        assert_eq!(seconds(Duration::from_millis(1)), 1);
-        assert_eq!(seconds(Duration::from_secs(5)), 5);
-        assert_eq!(seconds(Duration::from_millis(5001)), 6);
+        assert_eq!(whole_seconds(Duration::from_millis(1)), 1);
+        assert_eq!(whole_seconds(Duration::from_secs(5)), 5);
+        assert_eq!(whole_seconds(Duration::from_secs(7)), 7);
+        assert_eq!(whole_seconds(Duration::from_millis(5001)), 6);
     }
 
     #[test]

@@ -9,7 +9,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::time::Instant;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -25,9 +24,8 @@ use daytona_api::pty::{
 use crate::error::DaytonaError;
 use crate::process::Process;
 use crate::pty_handle::{PTY_CONNECT_TIMEOUT, PtyHandle, Socket};
-use crate::retry::{Failure, Replay};
+use crate::retry::Replay;
 use crate::toolbox::Toolbox;
-use crate::transport::Transport;
 
 /// Largest terminal dimension the daemon accepts.
 const MAX_PTY_DIMENSION: u16 = 1000;
@@ -346,73 +344,16 @@ async fn open_socket(
     protocols: &[String],
     replay: Replay,
 ) -> Result<Socket, DaytonaError> {
-    let mut url = http_url;
-    let scheme = if url.scheme() == "https" { "wss" } else { "ws" };
-    url.set_scheme(scheme)
-        .map_err(|_| DaytonaError::decode(op, format!("cannot make a WebSocket URL of {url}")))?;
-    let span = tracing::info_span!(
-        "daytona.websocket",
-        op,
-        sandbox_id = %tb.sandbox_id,
-        path = %url.path(),
-        status = tracing::field::Empty,
-        attempts = tracing::field::Empty,
-    );
-    let started = Instant::now();
-    let mut retries = 0u32;
-    loop {
-        let attempt = handshake(&tb.transport, op, &url, protocols);
-        match tracing::Instrument::instrument(attempt, span.clone()).await {
-            Ok(socket) => {
-                span.record("status", 101u16);
-                span.record("attempts", retries + 1);
-                tracing::debug!(parent: &span, op, attempts = retries + 1, "pty socket opened");
-                return Ok(socket);
-            }
-            Err((err, failure)) => {
-                match tb
-                    .transport
-                    .retry_wait(replay, None, &err, failure, retries, started)
-                {
-                    Some(wait) => {
-                        tracing::info!(parent: &span, op, retry = retries + 1, error = %err, "pty socket open failed transiently; retrying");
-                        tokio::time::sleep(wait).await;
-                        retries += 1;
-                    }
-                    None => {
-                        if let Some(s) = err.status() {
-                            span.record("status", s);
-                        }
-                        span.record("attempts", retries + 1);
-                        tracing::debug!(parent: &span, op, error = %err, "pty socket open failed");
-                        return Err(err);
-                    }
-                }
-            }
-        }
-    }
-}
-
-async fn handshake(
-    transport: &Transport,
-    op: &'static str,
-    url: &Url,
-    protocols: &[String],
-) -> Result<Socket, (DaytonaError, Failure)> {
     let offered = if protocols.is_empty() {
         None
     } else {
-        let mut value = HeaderValue::from_str(&protocols.join(", ")).map_err(|_| {
-            (
-                DaytonaError::invalid("envs", "cannot be sent as a subprotocol token"),
-                Failure::Permanent,
-            )
-        })?;
+        let mut value = HeaderValue::from_str(&protocols.join(", "))
+            .map_err(|_| DaytonaError::invalid("envs", "cannot be sent as a subprotocol token"))?;
         // The envs token carries environment values.
         value.set_sensitive(true);
         Some(value)
     };
-    crate::follow::connect_once(transport, op, url, offered).await
+    crate::follow::connect(&tb.transport, op, &tb.sandbox_id, http_url, offered, replay).await
 }
 
 #[cfg(test)]
