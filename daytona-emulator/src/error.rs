@@ -59,6 +59,16 @@ impl ApiError {
         }
     }
 
+    /// Daemon 500 `INTERNAL_SERVER_ERROR`: the emulator itself failed while `context` (its
+    /// disk, a process, a terminal), not the request.
+    pub fn daemon_internal(context: &str, cause: impl std::fmt::Display) -> Self {
+        Self::daemon(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            daytona_api::toolbox::codes::INTERNAL_SERVER_ERROR,
+            format!("{context}: {cause}"),
+        )
+    }
+
     /// API 400 (`BadRequestError` / `SandboxError` upstream).
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::api(StatusCode::BAD_REQUEST, message)

@@ -739,13 +739,7 @@ impl SandboxLayout {
     /// Write a long script to a file in the state dir; it is removed when the path is dropped.
     fn write_script(&self, script: &str) -> Result<tempfile::TempPath, ApiError> {
         let dir = self.state.join("scripts");
-        let io_err = |e: io::Error| {
-            ApiError::daemon(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                codes::INTERNAL_SERVER_ERROR,
-                format!("writing the command script: {e}"),
-            )
-        };
+        let io_err = |e: io::Error| ApiError::daemon_internal("writing the command script", e);
         std::fs::create_dir_all(&dir).map_err(io_err)?;
         let mut file = tempfile::Builder::new()
             .prefix("cmd-")

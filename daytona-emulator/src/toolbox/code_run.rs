@@ -139,13 +139,7 @@ pub(crate) async fn code_run(
     let interpreter = interpreter(&language).await?;
 
     let dir = target.layout.state_host().join("code");
-    let io_err = |e: std::io::Error| {
-        ApiError::daemon(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            codes::INTERNAL_SERVER_ERROR,
-            format!("writing the program file: {e}"),
-        )
-    };
+    let io_err = |e: std::io::Error| ApiError::daemon_internal("writing the program file", e);
     tokio::fs::create_dir_all(&dir).await.map_err(io_err)?;
     let file = tempfile::Builder::new()
         .prefix("run-")

@@ -87,13 +87,9 @@ fn protect_root(layout: &SandboxLayout, resolved: &ResolvedPath) -> Result<(), A
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| {
-        ApiError::daemon(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            codes::INTERNAL_SERVER_ERROR,
-            format!("file operation failed: {e}"),
-        )
-    })?
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::daemon_internal("file operation failed", e))?
 }
 
 fn base_name(sandbox_path: &str) -> String {

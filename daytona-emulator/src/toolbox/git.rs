@@ -187,13 +187,7 @@ impl Git {
             return Ok(());
         }
         let script = self.layout().state_host().join("git-askpass.sh");
-        let io_err = |e: std::io::Error| {
-            ApiError::daemon(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                codes::INTERNAL_SERVER_ERROR,
-                format!("preparing git credentials: {e}"),
-            )
-        };
+        let io_err = |e: std::io::Error| ApiError::daemon_internal("preparing git credentials", e);
         std::fs::write(&script, ASKPASS_SCRIPT).map_err(io_err)?;
         std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .map_err(io_err)?;
@@ -230,13 +224,7 @@ impl Git {
             .run_foreground(prepared, Some(GIT_TIMEOUT))
             .await;
         clean_litter(&litter);
-        let outcome = outcome.map_err(|e| {
-            ApiError::daemon(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                codes::INTERNAL_SERVER_ERROR,
-                format!("running git: {e}"),
-            )
-        })?;
+        let outcome = outcome.map_err(|e| ApiError::daemon_internal("running git", e))?;
         if outcome.result.timed_out {
             return Err(ApiError::daemon(
                 StatusCode::REQUEST_TIMEOUT,

@@ -165,3 +165,38 @@ async fn version(
         version: DAEMON_VERSION.to_string(),
     }))
 }
+
+/// How long to wait for the client's close reply after our close frame.
+const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Sends a WebSocket close frame (reason cut to the protocol's 123 bytes), then lingers for
+/// the reply. Log follows and PTY connections end this way.
+pub(crate) async fn close_socket(
+    mut socket: axum::extract::ws::WebSocket,
+    code: u16,
+    mut reason: String,
+) {
+    use axum::extract::ws::{CloseFrame, Message};
+    if reason.len() > 123 {
+        let mut cut = 123;
+        while !reason.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        reason.truncate(cut);
+    }
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    if socket.send(Message::Close(Some(frame))).await.is_err() {
+        return;
+    }
+    let _ = tokio::time::timeout(CLOSE_LINGER, async {
+        while let Some(Ok(msg)) = socket.recv().await {
+            if matches!(msg, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::ws::{
-    CloseFrame, Message, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection,
+    Message, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection,
 };
 use axum::extract::{OriginalUri, Path as UrlPath, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -25,12 +25,10 @@ use crate::toolbox::command_log::{MarkerStripper, demux, strip_markers};
 use crate::toolbox::files::bad_request;
 use crate::toolbox::runtime::SessionCommand;
 use crate::toolbox::sdk_version::OutputFormat;
-use crate::toolbox::{SandboxPath, parse_json};
+use crate::toolbox::{SandboxPath, close_socket, parse_json};
 
 /// Largest WebSocket frame of log bytes, as the daemon reads them.
 const WS_READ_CHUNK: usize = 1024;
-/// How long to wait for the client's close reply after our close frame.
-const CLOSE_LINGER: Duration = Duration::from_secs(1);
 /// Normal closure.
 const CLOSE_NORMAL: u16 = 1000;
 /// Internal error closure.
@@ -346,12 +344,12 @@ async fn stream_log(
                 Ok(c) if !c.is_empty() => c,
                 Ok(_) => {
                     tracing::warn!("command log shorter than published");
-                    close(socket, CLOSE_INTERNAL).await;
+                    close_socket(socket, CLOSE_INTERNAL, String::new()).await;
                     return;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "reading a command log failed");
-                    close(socket, CLOSE_INTERNAL).await;
+                    close_socket(socket, CLOSE_INTERNAL, String::new()).await;
                     return;
                 }
             };
@@ -381,14 +379,14 @@ async fn stream_log(
             {
                 return;
             }
-            close(socket, CLOSE_NORMAL).await;
+            close_socket(socket, CLOSE_NORMAL, String::new()).await;
             return;
         }
         tokio::select! {
             changed = progress_rx.changed() => {
                 if changed.is_err() {
                     // The command is gone with its session; what was sent is all there is.
-                    close(socket, CLOSE_NORMAL).await;
+                    close_socket(socket, CLOSE_NORMAL, String::new()).await;
                     return;
                 }
             }
@@ -399,23 +397,4 @@ async fn stream_log(
             },
         }
     }
-}
-
-/// Send a close frame with `code`, then give the client a moment to answer.
-async fn close(mut socket: WebSocket, code: u16) {
-    let frame = CloseFrame {
-        code,
-        reason: "".into(),
-    };
-    if socket.send(Message::Close(Some(frame))).await.is_err() {
-        return;
-    }
-    let _ = tokio::time::timeout(CLOSE_LINGER, async {
-        while let Some(Ok(msg)) = socket.recv().await {
-            if matches!(msg, Message::Close(_)) {
-                break;
-            }
-        }
-    })
-    .await;
 }

@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::http::StatusCode;
@@ -37,6 +37,7 @@ use tokio::sync::{broadcast, watch};
 
 use crate::error::ApiError;
 use crate::layout::PreparedCommand;
+use crate::state::lock;
 
 /// Bytes of output kept for clients that attach later.
 const HISTORY_LIMIT: usize = 64 * 1024;
@@ -126,18 +127,6 @@ pub(crate) struct PtySession {
     sid: AtomicI32,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn internal(context: &str, e: impl std::fmt::Display) -> ApiError {
-    ApiError::daemon(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        codes::INTERNAL_SERVER_ERROR,
-        format!("{context}: {e}"),
-    )
-}
-
 impl PtySession {
     /// A session that runs `launch` in a terminal of `opts.cols` × `opts.rows`; started now
     /// unless `opts.lazy_start`. Needs a tokio runtime (it spawns the I/O tasks).
@@ -184,16 +173,12 @@ impl PtySession {
             .current_dir(&launch.spec.cwd)
             .env_clear()
             .envs(launch.spec.env.iter().map(|(k, v)| (k, v)))
-            .stdin(std::process::Stdio::from(
-                slave
-                    .try_clone()
-                    .map_err(|e| internal("duplicating the pty", e))?,
-            ))
-            .stdout(std::process::Stdio::from(
-                slave
-                    .try_clone()
-                    .map_err(|e| internal("duplicating the pty", e))?,
-            ))
+            .stdin(std::process::Stdio::from(slave.try_clone().map_err(
+                |e| ApiError::daemon_internal("duplicating the pty", e),
+            )?))
+            .stdout(std::process::Stdio::from(slave.try_clone().map_err(
+                |e| ApiError::daemon_internal("duplicating the pty", e),
+            )?))
             .stderr(std::process::Stdio::from(slave))
             .kill_on_drop(true);
         // SAFETY: between fork and exec the closure only makes async-signal-safe system calls
@@ -210,17 +195,17 @@ impl PtySession {
         }
         let mut child = command
             .spawn()
-            .map_err(|e| internal("starting the terminal shell", e))?;
+            .map_err(|e| ApiError::daemon_internal("starting the terminal shell", e))?;
         drop(command);
         let leader = child
             .id()
             .and_then(|p| i32::try_from(p).ok())
-            .ok_or_else(|| internal("starting the terminal shell", "no pid"))?;
+            .ok_or_else(|| ApiError::daemon_internal("starting the terminal shell", "no pid"))?;
         self.sid.store(leader, Ordering::Release);
         // SAFETY: `PtyMaster` owns its fd and always returns that same fd; the `AsyncFd` owns
         // the `PtyMaster`, so the fd stays open for the `AsyncFd`'s whole life.
-        let master =
-            unsafe { AsyncFd::register(master) }.map_err(|e| internal("watching the pty", e))?;
+        let master = unsafe { AsyncFd::register(master) }
+            .map_err(|e| ApiError::daemon_internal("watching the pty", e))?;
         let master = Arc::new(master);
         *lock(&self.running) = Some(Running {
             master: master.clone(),
@@ -322,7 +307,7 @@ impl PtySession {
         let running = lock(&self.running);
         if let Some(r) = running.as_ref() {
             set_size(r.master.get_ref(), cols, rows)
-                .map_err(|e| internal("resizing the terminal", e))?;
+                .map_err(|e| ApiError::daemon_internal("resizing the terminal", e))?;
         }
         *lock(&self.size) = (cols, rows);
         Ok(())
@@ -439,7 +424,7 @@ impl PtySession {
 /// A pty pair: the master (non-blocking, close-on-exec) and the slave (close-on-exec; the
 /// child gets it on its stdio, where `dup2` clears the flag).
 fn open_pty(cols: u16, rows: u16) -> Result<(PtyMaster, OwnedFd), ApiError> {
-    let err = |e: Errno| internal("opening a pseudo-terminal", e);
+    let err = |e: Errno| ApiError::daemon_internal("opening a pseudo-terminal", e);
     let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC).map_err(err)?;
     grantpt(&master).map_err(err)?;
     unlockpt(&master).map_err(err)?;
@@ -456,7 +441,8 @@ fn open_pty(cols: u16, rows: u16) -> Result<(PtyMaster, OwnedFd), ApiError> {
         FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK),
     )
     .map_err(err)?;
-    set_size(&master, cols, rows).map_err(|e| internal("sizing the terminal", e))?;
+    set_size(&master, cols, rows)
+        .map_err(|e| ApiError::daemon_internal("sizing the terminal", e))?;
     Ok((master, slave))
 }
 

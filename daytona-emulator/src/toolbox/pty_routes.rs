@@ -14,12 +14,11 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::ws::{
-    CloseFrame, Message, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection,
+    Message, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection,
 };
 use axum::extract::{OriginalUri, Path as UrlPath, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -39,13 +38,11 @@ use crate::faults::WsDrop;
 use crate::layout::{CommandExtras, shell_single_quote};
 use crate::state::{AppState, ToolboxTarget};
 use crate::toolbox::pty::{PtyExit, PtyOptions, PtySession, SIZE_RANGE};
-use crate::toolbox::{SandboxPath, parse_json};
+use crate::toolbox::{SandboxPath, close_socket, parse_json};
 
 /// Default terminal size, as the SDKs' defaults.
 const DEFAULT_COLS: u16 = 80;
 const DEFAULT_ROWS: u16 = 24;
-/// How long to wait for the client's close reply after our close frame.
-const CLOSE_LINGER: Duration = Duration::from_secs(1);
 /// Close code when the emulator shuts down under a client.
 const CLOSE_GOING_AWAY: u16 = 1001;
 
@@ -443,7 +440,7 @@ async fn serve(
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
             },
             _ = shutdown.cancelled() => {
-                close(socket, CLOSE_GOING_AWAY, String::new()).await;
+                close_socket(socket, CLOSE_GOING_AWAY, String::new()).await;
                 return;
             }
         }
@@ -482,7 +479,7 @@ async fn finish(mut socket: WebSocket, exit_control: bool, exit: PtyExit, sent: 
         exit_reason: exit.reason,
         error: None,
     };
-    close(
+    close_socket(
         socket,
         code,
         serde_json::to_string(&reason).unwrap_or_default(),
@@ -505,37 +502,11 @@ async fn fail(mut socket: WebSocket, exit_control: bool, message: String) {
         exit_reason: None,
         error: Some(message),
     };
-    close(
+    close_socket(
         socket,
         PTY_CLOSE_ERROR,
         serde_json::to_string(&reason).unwrap_or_default(),
     )
-    .await;
-}
-
-/// Sends a close frame (reason cut to the protocol's 123 bytes), then lingers for the reply.
-async fn close(mut socket: WebSocket, code: u16, mut reason: String) {
-    if reason.len() > 123 {
-        let mut cut = 123;
-        while !reason.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        reason.truncate(cut);
-    }
-    let frame = CloseFrame {
-        code,
-        reason: reason.into(),
-    };
-    if socket.send(Message::Close(Some(frame))).await.is_err() {
-        return;
-    }
-    let _ = tokio::time::timeout(CLOSE_LINGER, async {
-        while let Some(Ok(msg)) = socket.recv().await {
-            if matches!(msg, Message::Close(_)) {
-                break;
-            }
-        }
-    })
     .await;
 }
 

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::http::StatusCode;
@@ -18,6 +18,7 @@ use workspace_local::runner::{Leftovers, RunOptions, RunOutcome, run_tracked};
 
 use crate::error::ApiError;
 use crate::layout::{PreparedCommand, SandboxLayout, shell_single_quote};
+use crate::state::lock;
 use crate::toolbox::command_log::{CommandLog, Labeller, Stream};
 use crate::toolbox::pty::PtySession;
 
@@ -115,18 +116,6 @@ pub(crate) struct SessionCommand {
     /// writes keep their order.
     input: tokio::sync::Mutex<Vec<u8>>,
     log: CommandLog,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn internal(context: &str, e: impl std::fmt::Display) -> ApiError {
-    ApiError::daemon(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        codes::INTERNAL_SERVER_ERROR,
-        format!("{context}: {e}"),
-    )
 }
 
 impl SandboxRuntime {
@@ -305,7 +294,8 @@ impl SandboxRuntime {
             .state_host()
             .join("sessions")
             .join(inner.next_session_dir.to_string());
-        std::fs::create_dir_all(&dir).map_err(|e| internal("creating the session dir", e))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| ApiError::daemon_internal("creating the session dir", e))?;
         inner.sessions.insert(
             id.to_string(),
             Arc::new(Session {
@@ -374,9 +364,10 @@ impl SandboxRuntime {
         }
         let id = uuid::Uuid::new_v4().to_string();
         let cmd_file = session.dir.join(format!("{id}.sh"));
-        std::fs::write(&cmd_file, command).map_err(|e| internal("writing the command file", e))?;
+        std::fs::write(&cmd_file, command)
+            .map_err(|e| ApiError::daemon_internal("writing the command file", e))?;
         let log = CommandLog::create(session.dir.join(format!("{id}.log")))
-            .map_err(|e| internal("creating the command log", e))?;
+            .map_err(|e| ApiError::daemon_internal("creating the command log", e))?;
         let cmd = Arc::new(SessionCommand {
             id,
             command: command.to_string(),
