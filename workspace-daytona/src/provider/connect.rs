@@ -200,20 +200,8 @@ impl Shared {
         };
         let deadline = Instant::now() + self.teardown_timeout();
         let mut sb = attached.sandbox.clone();
-        let mut pause = FIRST_POLL;
-        let err = loop {
-            match sb.stop(Some(left(deadline))).await {
-                Ok(()) => return Ok(()),
-                Err(e) if e.is_not_found() => return Ok(()),
-                Err(e)
-                    if classify(&e) == Class::StateChangeInProgress
-                        && !left(deadline).is_zero() =>
-                {
-                    tokio::time::sleep(pause.min(left(deadline))).await;
-                    pause = (pause * 3 / 2).min(MAX_POLL);
-                }
-                Err(e) => break e,
-            }
+        let Err(err) = through_transitions(&mut sb, Teardown::Stop, deadline).await else {
+            return Ok(());
         };
         let mut probe = attached.sandbox.clone();
         match probe.refresh().await {
@@ -263,26 +251,46 @@ impl Shared {
     /// Delete `sb` and wait until it is gone; a deletion refused because a transition is under
     /// way (a create or start still running) is asked again until `deadline`.
     async fn delete_patiently(&self, mut sb: Sandbox, deadline: Instant) -> Result<()> {
-        let mut pause = FIRST_POLL;
-        loop {
-            match sb.delete(Some(left(deadline))).await {
-                Ok(()) => return Ok(()),
-                Err(e) if e.is_not_found() => return Ok(()),
-                Err(e)
-                    if classify(&e) == Class::StateChangeInProgress
-                        && !left(deadline).is_zero() =>
-                {
-                    tokio::time::sleep(pause.min(left(deadline))).await;
-                    pause = (pause * 3 / 2).min(MAX_POLL);
-                }
-                Err(DaytonaError::WaitTimeout { .. }) => {
-                    return Err(SandboxError::Timeout {
-                        phase: TimeoutPhase::Destroy,
-                        after: self.teardown_timeout(),
-                    });
-                }
-                Err(e) => return Err(e.into()),
+        match through_transitions(&mut sb, Teardown::Delete, deadline).await {
+            Ok(()) => Ok(()),
+            Err(DaytonaError::WaitTimeout { .. }) => Err(SandboxError::Timeout {
+                phase: TimeoutPhase::Destroy,
+                after: self.teardown_timeout(),
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// The teardown calls [`through_transitions`] repeats.
+#[derive(Clone, Copy)]
+enum Teardown {
+    Stop,
+    Delete,
+}
+
+/// Run a teardown call on `sb` until it is done: a sandbox already gone counts as done, and a
+/// refusal because a transition is under way (a create or start still running) is asked
+/// again, with growing pauses, until `deadline`. Other failures are returned.
+async fn through_transitions(
+    sb: &mut Sandbox,
+    teardown: Teardown,
+    deadline: Instant,
+) -> std::result::Result<(), DaytonaError> {
+    let mut pause = FIRST_POLL;
+    loop {
+        let outcome = match teardown {
+            Teardown::Stop => sb.stop(Some(left(deadline))).await,
+            Teardown::Delete => sb.delete(Some(left(deadline))).await,
+        };
+        match outcome {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) if classify(&e) == Class::StateChangeInProgress && !left(deadline).is_zero() => {
+                tokio::time::sleep(pause.min(left(deadline))).await;
+                pause = (pause * 3 / 2).min(MAX_POLL);
             }
+            Err(e) => return Err(e),
         }
     }
 }
