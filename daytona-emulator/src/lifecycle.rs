@@ -84,13 +84,18 @@ fn random_token() -> String {
         .collect()
 }
 
-/// Checks the rules the API applies to a create beyond JSON types.
-fn check_create_rules(req: &CreateSandbox) -> Result<(), ApiError> {
+/// The API's rule for resources, in sandbox and snapshot creates alike: none below zero.
+pub(crate) fn check_resources(
+    cpu: Option<i64>,
+    gpu: Option<i64>,
+    memory: Option<i64>,
+    disk: Option<i64>,
+) -> Result<(), ApiError> {
     for (field, value) in [
-        ("cpu", req.cpu),
-        ("gpu", req.gpu),
-        ("memory", req.memory),
-        ("disk", req.disk),
+        ("cpu", cpu),
+        ("gpu", gpu),
+        ("memory", memory),
+        ("disk", disk),
     ] {
         if value.is_some_and(|v| v < 0) {
             return Err(ApiError::bad_request(format!(
@@ -98,6 +103,12 @@ fn check_create_rules(req: &CreateSandbox) -> Result<(), ApiError> {
             )));
         }
     }
+    Ok(())
+}
+
+/// Checks the rules the API applies to a create beyond JSON types.
+fn check_create_rules(req: &CreateSandbox) -> Result<(), ApiError> {
+    check_resources(req.cpu, req.gpu, req.memory, req.disk)?;
     if let Some(build) = &req.build_info {
         if req
             .snapshot

@@ -183,19 +183,7 @@ fn check_create(req: &CreateSnapshot) -> Result<(), ApiError> {
         }
         _ => {}
     }
-    for (field, value) in [
-        ("cpu", req.cpu),
-        ("gpu", req.gpu),
-        ("memory", req.memory),
-        ("disk", req.disk),
-    ] {
-        if value.is_some_and(|v| v < 0) {
-            return Err(ApiError::bad_request(format!(
-                "{field} must not be less than 0"
-            )));
-        }
-    }
-    Ok(())
+    crate::lifecycle::check_resources(req.cpu, req.gpu, req.memory, req.disk)
 }
 
 impl AppState {
