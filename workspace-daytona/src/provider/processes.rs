@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use daytona_api::toolbox::SessionExecuteRequest;
+use daytona_api::toolbox::{Command, SessionCommandLogsResponse, SessionExecuteRequest};
 use tokio::time::Instant;
 use workspace_core::{
     EXIT_KILLED, ExecuteCommandOptions, OutputOffsets, ProcessId, ProcessInfo, ProcessManager,
@@ -64,6 +64,27 @@ fn slice(bytes: &[u8], since: u64) -> (Vec<u8>, u64) {
     let end = bytes.len() as u64;
     let from = usize::try_from(since.min(end)).unwrap_or(bytes.len());
     (bytes[from..].to_vec(), end)
+}
+
+/// The output after `since` of a process whose whole output so far is `stdout` and `stderr`.
+fn output_since(
+    stdout: &[u8],
+    stderr: &[u8],
+    since: OutputOffsets,
+    state: ProcessState,
+) -> ProcessOutput {
+    let (stdout, out_end) = slice(stdout, since.stdout);
+    let (stderr, err_end) = slice(stderr, since.stderr);
+    ProcessOutput::new(
+        stdout,
+        stderr,
+        OutputOffsets {
+            stdout: out_end,
+            stderr: err_end,
+        },
+        OutputOffsets::default(),
+        state,
+    )
 }
 
 /// [`ProcessManager`] of a [`super::DaytonaSandbox`].
@@ -257,37 +278,13 @@ impl ProcessManager for DaytonaProcesses {
     async fn output(&self, id: &ProcessId, since: OutputOffsets) -> Result<ProcessOutput> {
         self.shared.lifecycle.check_usable()?;
         if let Some((_, out)) = self.killed(id) {
-            let (stdout, out_end) = slice(&out.stdout, since.stdout);
-            let (stderr, err_end) = slice(&out.stderr, since.stderr);
-            return Ok(ProcessOutput::new(
-                stdout,
-                stderr,
-                OutputOffsets {
-                    stdout: out_end,
-                    stderr: err_end,
-                },
-                OutputOffsets::default(),
-                out.state,
-            ));
+            return Ok(output_since(&out.stdout, &out.stderr, since, out.state));
         }
-        // The record first: if it shows an exit, the log read after it is complete.
-        let (record, logs) = self
-            .with_process(id, |p, s, c| async move {
-                let record = p.get_session_command(&s, &c).await?;
-                let logs = p.get_session_command_logs(&s, &c).await?;
-                Ok((record, logs))
-            })
-            .await?;
-        let (stdout, out_end) = slice(&own_bytes(id, &record.command, &logs.stdout), since.stdout);
-        let (stderr, err_end) = slice(&own_bytes(id, &record.command, &logs.stderr), since.stderr);
-        Ok(ProcessOutput::new(
-            stdout,
-            stderr,
-            OutputOffsets {
-                stdout: out_end,
-                stderr: err_end,
-            },
-            OutputOffsets::default(),
+        let (record, logs) = self.record_and_logs(id).await?;
+        Ok(output_since(
+            &own_bytes(id, &record.command, &logs.stdout),
+            &own_bytes(id, &record.command, &logs.stderr),
+            since,
             info_of(id, &record.command, record.exit_code).state,
         ))
     }
@@ -322,13 +319,7 @@ impl ProcessManager for DaytonaProcesses {
             return Ok(info);
         }
         // Keep the last output and the state: the session delete takes them away.
-        let (record, logs) = self
-            .with_process(id, |p, s, c| async move {
-                let record = p.get_session_command(&s, &c).await?;
-                let logs = p.get_session_command_logs(&s, &c).await?;
-                Ok((record, logs))
-            })
-            .await?;
+        let (record, logs) = self.record_and_logs(id).await?;
         let was_running = record.exit_code.is_none();
         self.with_process(id, |p, s, _| async move {
             match p.delete_session(&s).await {
@@ -381,6 +372,20 @@ impl ProcessManager for DaytonaProcesses {
 }
 
 impl DaytonaProcesses {
+    /// The process's command record and its log, the record first: if it shows an exit, the
+    /// log read after it is complete.
+    async fn record_and_logs(
+        &self,
+        id: &ProcessId,
+    ) -> Result<(Command, SessionCommandLogsResponse)> {
+        self.with_process(id, |p, s, c| async move {
+            let record = p.get_session_command(&s, &c).await?;
+            let logs = p.get_session_command_logs(&s, &c).await?;
+            Ok((record, logs))
+        })
+        .await
+    }
+
     /// Stdin must be the relay and still open. For a process another handle spawned, the
     /// stored command text says whether it relays stdin.
     async fn require_open_stdin(&self, id: &ProcessId) -> Result<()> {
