@@ -93,48 +93,78 @@ async fn launch(
 ) -> Result<Launched> {
     shared
         .with_retry(|attached| async move {
-            let process = attached.sandbox.process();
-            let session_id = new_session_id(COMMAND_SESSION_PREFIX);
             let encoding = shared.builder().output_encoding();
-            // Independent requests: the first command of a handle pays one round trip, not two.
-            let (dir, created) = tokio::join!(
-                working_dir(shared, &attached, cwd),
-                process.create_session(&session_id)
-            );
-            created?;
-            let session = SessionGuard::new(process.clone(), session_id.clone());
-            let dir = dir?;
-            let request = SessionExecuteRequest {
-                command: script::build(&Wrap {
-                    line,
-                    env,
-                    cwd: &dir,
-                    stdin,
-                    encoding,
-                    token: &session_id,
-                }),
-                run_async: Some(true),
-                ..SessionExecuteRequest::default()
+            let start = NewSession {
+                prefix: COMMAND_SESSION_PREFIX,
+                line,
+                env,
+                cwd,
+                stdin,
+                encoding,
             };
-            let response = process
-                .execute_session_command(&session_id, &request, None)
-                .await?;
-            if response.cmd_id.trim().is_empty() {
-                return Err(OpError::Final(SandboxError::Provider {
-                    status: None,
-                    code: None,
-                    message: "the session exec answer has no command id".into(),
-                }));
-            }
+            let (session, cmd_id) = start_in_new_session(shared, &attached, &start).await?;
             Ok(Launched {
                 attached,
                 session,
-                cmd_id: response.cmd_id,
+                cmd_id,
                 encoding,
                 started: Instant::now(),
             })
         })
         .await
+}
+
+/// A command line to start in a session of its own.
+pub(crate) struct NewSession<'a> {
+    /// What the session id starts with (commands and background processes differ).
+    pub(crate) prefix: &'static str,
+    pub(crate) line: &'a str,
+    pub(crate) env: &'a BTreeMap<String, String>,
+    pub(crate) cwd: Option<&'a str>,
+    pub(crate) stdin: StdinMode,
+    pub(crate) encoding: OutputEncoding,
+}
+
+/// Create a session and start `start` in it, once: the session (deleted when the guard goes,
+/// so a failure leaves none behind) and the command id.
+pub(crate) async fn start_in_new_session(
+    shared: &Shared,
+    attached: &Attached,
+    start: &NewSession<'_>,
+) -> std::result::Result<(SessionGuard, String), OpError> {
+    let process = attached.sandbox.process();
+    let session_id = new_session_id(start.prefix);
+    // Independent requests: the first command of a handle pays one round trip, not two.
+    let (dir, created) = tokio::join!(
+        working_dir(shared, attached, start.cwd),
+        process.create_session(&session_id)
+    );
+    created?;
+    let session = SessionGuard::new(process.clone(), session_id.clone());
+    let dir = dir?;
+    let request = SessionExecuteRequest {
+        command: script::build(&Wrap {
+            line: start.line,
+            env: start.env,
+            cwd: &dir,
+            stdin: start.stdin,
+            encoding: start.encoding,
+            token: &session_id,
+        }),
+        run_async: Some(true),
+        ..SessionExecuteRequest::default()
+    };
+    let response = process
+        .execute_session_command(&session_id, &request, None)
+        .await?;
+    if response.cmd_id.trim().is_empty() {
+        return Err(OpError::Final(SandboxError::Provider {
+            status: None,
+            code: None,
+            message: "the session exec answer has no command id".into(),
+        }));
+    }
+    Ok((session, response.cmd_id))
 }
 
 /// The directory a command starts in: `cwd` (which must exist and be a directory), else the

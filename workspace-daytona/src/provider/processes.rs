@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use daytona_api::toolbox::{Command, SessionCommandLogsResponse, SessionExecuteRequest};
+use daytona_api::toolbox::{Command, SessionCommandLogsResponse};
 use tokio::time::Instant;
 use workspace_core::{
     EXIT_KILLED, ExecuteCommandOptions, OutputOffsets, ProcessId, ProcessInfo, ProcessManager,
@@ -24,11 +24,11 @@ use workspace_core::{
 use crate::error::DaytonaError;
 use crate::process::Process;
 
-use super::command::working_dir;
+use super::command::{NewSession, start_in_new_session};
 use super::output::decode_all;
 use super::sandbox::{OpError, Shared, lock};
-use super::script::{self, OutputEncoding, STDIN_EOF_LINE, StdinMode, Wrap};
-use super::session::{new_session_id, session_started_at};
+use super::script::{self, OutputEncoding, STDIN_EOF_LINE, StdinMode};
+use super::session::session_started_at;
 
 /// Prefix of the sessions background processes run in (what `list` looks for).
 pub(crate) const PROCESS_SESSION_PREFIX: &str = "ws-proc-";
@@ -187,47 +187,21 @@ impl ProcessManager for DaytonaProcesses {
         let (line, env, cwd) = (&line, &options.env, options.cwd.as_deref());
         let id = shared
             .with_retry(|attached| async move {
-                let dir = working_dir(shared, &attached, cwd).await?;
-                let process = attached.sandbox.process();
-                let session_id = new_session_id(PROCESS_SESSION_PREFIX);
-                process.create_session(&session_id).await?;
-                let request = SessionExecuteRequest {
-                    command: script::build(&Wrap {
-                        line,
-                        env,
-                        cwd: &dir,
-                        stdin,
-                        // Always base64: a process's output is read back through the JSON
-                        // log route, whose strings would turn invalid UTF-8 into U+FFFD and
-                        // shift byte offsets; a long-running process does not notice the
-                        // encoders' start-up cost.
-                        encoding: OutputEncoding::Base64,
-                        token: &session_id,
-                    }),
-                    run_async: Some(true),
-                    ..SessionExecuteRequest::default()
+                let start = NewSession {
+                    prefix: PROCESS_SESSION_PREFIX,
+                    line,
+                    env,
+                    cwd,
+                    stdin,
+                    // Always base64: a process's output is read back through the JSON log
+                    // route, whose strings would turn invalid UTF-8 into U+FFFD and shift byte
+                    // offsets; a long-running process does not notice the encoders' start-up
+                    // cost.
+                    encoding: OutputEncoding::Base64,
                 };
-                match process
-                    .execute_session_command(&session_id, &request, None)
-                    .await
-                {
-                    Ok(resp) if !resp.cmd_id.trim().is_empty() => {
-                        Ok(ProcessId(format!("{session_id}:{}", resp.cmd_id)))
-                    }
-                    Ok(_) => {
-                        let _ = process.delete_session(&session_id).await;
-                        Err(OpError::Final(SandboxError::Provider {
-                            status: None,
-                            code: None,
-                            message: "the session exec answer has no command id".into(),
-                        }))
-                    }
-                    Err(e) => {
-                        // Nothing runs in it; do not leave it behind.
-                        let _ = process.delete_session(&session_id).await;
-                        Err(OpError::Daytona(e))
-                    }
-                }
+                let (session, cmd_id) = start_in_new_session(shared, &attached, &start).await?;
+                // The session outlives this call: it is the process's, until kill.
+                Ok(ProcessId(format!("{}:{cmd_id}", session.keep())))
             })
             .await?;
         if options.stdin {

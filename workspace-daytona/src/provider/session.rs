@@ -39,6 +39,12 @@ impl SessionGuard {
         &self.id
     }
 
+    /// Keep the session (something lives on in it); its id.
+    pub(crate) fn keep(mut self) -> String {
+        self.armed = false;
+        std::mem::take(&mut self.id)
+    }
+
     /// Delete it off the caller's path (the command is done; nothing waits on the delete).
     pub(crate) fn delete_in_background(mut self) {
         self.armed = false;
