@@ -16,9 +16,9 @@ use daytona_api::sandbox::Sandbox as SandboxDto;
 
 use crate::error::DaytonaError;
 use crate::params::{CodeLanguage, LANGUAGE_LABEL};
-use crate::process::{Process, whole_seconds};
+use crate::process::{Process, answer_deadline, whole_seconds};
 use crate::retry::Replay;
-use crate::transport::{Call, Deadline, join};
+use crate::transport::{Call, join};
 
 /// Extra time the client waits beyond a run's own timeout, so the daemon's 408 (not the
 /// client's deadline) reports it.
@@ -140,10 +140,7 @@ impl Process {
             envs: (!options.env.is_empty()).then(|| options.env.clone()),
             timeout: options.timeout.map(whole_seconds),
         };
-        let deadline = match options.timeout {
-            Some(t) => Deadline::After(Duration::from_secs(whole_seconds(t)) + RUN_GRACE),
-            None => Deadline::Unbounded,
-        };
+        let deadline = answer_deadline(options.timeout, RUN_GRACE);
         let url = self.tb.url(&["process", "code-run"]).await?;
         let call = self
             .tb

@@ -95,6 +95,15 @@ pub(crate) fn whole_seconds(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
+/// How long to wait for the answer to a call that runs something with the daemon-side
+/// `timeout`: that timeout as the daemon rounds it, plus `grace` for the daemon to answer.
+pub(crate) fn answer_deadline(timeout: Option<Duration>, grace: Duration) -> Deadline {
+    match timeout {
+        Some(t) => Deadline::After(Duration::from_secs(whole_seconds(t)) + grace),
+        None => Deadline::Unbounded,
+    }
+}
+
 impl Process {
     /// Runs `command` through the sandbox shell (`POST /process/execute`) and waits for it.
     ///
@@ -126,10 +135,7 @@ impl Process {
             envs: (!options.env.is_empty()).then(|| options.env.clone()),
             timeout: options.timeout.map(whole_seconds),
         };
-        let deadline = match options.timeout {
-            Some(t) => Deadline::After(Duration::from_secs(whole_seconds(t)) + EXEC_GRACE),
-            None => Deadline::Unbounded,
-        };
+        let deadline = answer_deadline(options.timeout, EXEC_GRACE);
         let url = self.tb.url(&["process", "execute"]).await?;
         let call = self
             .tb
