@@ -261,6 +261,26 @@ mod tests {
         }
     }
 
+    /// The script under `sh` in a process group of its own (what it leaves behind is killed
+    /// with [`kill_group`]), stdout piped.
+    fn spawn_in_own_group(w: &Wrap<'_>) -> std::process::Child {
+        Command::new("sh")
+            .arg("-c")
+            .arg(build(w))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap()
+    }
+
+    fn kill_group(child: &std::process::Child) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", child.id())])
+            .status();
+    }
+
     fn token(name: &str) -> String {
         format!("unit-{name}-{}", std::process::id())
     }
@@ -449,16 +469,7 @@ mod tests {
         let t = token("held");
         let w = wrap("sleep 30 & echo held", &env, &t);
         let started = std::time::Instant::now();
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(build(&w))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .unwrap();
-        let pgid = child.id();
+        let mut child = spawn_in_own_group(&w);
         let stdout = child.stdout.take().unwrap();
         // Read lines until the trailer, without waiting for end of file (the child holds it).
         let mut reader = std::io::BufReader::new(stdout);
@@ -472,9 +483,7 @@ mod tests {
             code = decode_all(&seen, &t, OutputEncoding::Plain).1;
         }
         let elapsed = started.elapsed();
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{pgid}")])
-            .status();
+        kill_group(&child);
         let _ = child.wait();
         assert_eq!(code, Some(0));
         assert_eq!(decode_all(&seen, &t, OutputEncoding::Plain).0, b"held\n");
@@ -488,22 +497,11 @@ mod tests {
         let mut w = wrap("sleep 30 & echo held", &env, &t);
         w.encoding = OutputEncoding::Base64;
         let started = std::time::Instant::now();
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(build(&w))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .unwrap();
-        let pgid = child.id();
+        let mut child = spawn_in_own_group(&w);
         let mut stdout = child.stdout.take().unwrap();
         let status = child.wait().unwrap();
         let elapsed = started.elapsed();
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{pgid}")])
-            .status();
+        kill_group(&child);
         let mut raw = Vec::new();
         std::io::Read::read_to_end(&mut stdout, &mut raw).unwrap();
         assert_eq!(status.code(), Some(0));
