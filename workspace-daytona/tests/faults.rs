@@ -37,7 +37,7 @@ async fn not_found_sandbox_and_file() {
     }
     match sandbox
         .fs()
-        .get_file_info("/tmp/no/such/file")
+        .get_file_info("no/such/file")
         .await
         .unwrap_err()
     {

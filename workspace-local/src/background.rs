@@ -9,9 +9,15 @@
 //! at most the drain timeout), so a caller that sees [`ProcessState::Exited`] and then reads the
 //! output has all of it. Members of the group that outlive the leader keep running (and their
 //! output keeps being collected) until [`BackgroundProcess::kill`] or drop.
+//!
+//! By default a reader that falls more than the retention behind misses the oldest bytes (a
+//! server's log must not block the server). With [`BackgroundOptions::hold_unread`] the pipes
+//! are instead read only as fast as [`BackgroundProcess::output_since`] takes the bytes, so the
+//! process blocks on a full pipe and one consumer sees every byte, as a log writer must.
 
 use std::fmt;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -50,7 +56,15 @@ pub struct BackgroundOptions {
     /// Time between SIGTERM and SIGKILL in [`BackgroundProcess::kill`].
     pub kill_grace: Duration,
     /// How long after the leader exits to wait for its output before publishing the exit.
+    /// With `hold_unread`, time spent waiting for the consumer does not count: the clock runs
+    /// only while the pipes are idle.
     pub drain_timeout: Duration,
+    /// Stop reading a pipe while `retention` of its bytes are unread (past the offsets last
+    /// passed to [`BackgroundProcess::output_since`]) instead of dropping the oldest: the
+    /// process blocks writing until its consumer catches up, and nothing is missed. For one
+    /// consumer that must see every byte; a process nobody reads then stalls once its pipe
+    /// fills.
+    pub hold_unread: bool,
 }
 
 impl Default for BackgroundOptions {
@@ -60,6 +74,7 @@ impl Default for BackgroundOptions {
             retention: DEFAULT_PROCESS_OUTPUT_RETENTION,
             kill_grace: DEFAULT_KILL_GRACE,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            hold_unread: false,
         }
     }
 }
@@ -84,11 +99,67 @@ struct Shared {
     leader: Mutex<Leader>,
     exit: watch::Sender<Option<i32>>,
     changes: watch::Sender<u64>,
+    /// `hold_unread` only: what the consumer has taken, and how many readers wait for it.
+    hold: Option<Hold>,
+}
+
+/// The consumer's progress, which paces the readers in `hold_unread` mode.
+struct Hold {
+    /// Bytes of each stream the newest `output_since` call had already been given.
+    taken: watch::Sender<OutputOffsets>,
+    /// Readers waiting for room: while any does, the leader's output is not drained, however
+    /// long the consumer takes.
+    waiting: AtomicUsize,
+    /// Unread bytes a stream may hold.
+    capacity: usize,
 }
 
 impl Shared {
     fn bump(&self) {
         self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    fn ring(&self, stream: Stream) -> &Mutex<OffsetRing> {
+        match stream {
+            Stream::Stdout => &self.stdout,
+            Stream::Stderr => &self.stderr,
+        }
+    }
+}
+
+impl Hold {
+    /// Wait until `stream`, whose ring ends at `end`, may take more bytes; how many.
+    async fn room(&self, stream: Stream, end: u64) -> usize {
+        let unread = |taken: &OutputOffsets| {
+            let taken = match stream {
+                Stream::Stdout => taken.stdout,
+                Stream::Stderr => taken.stderr,
+            };
+            usize::try_from(end.saturating_sub(taken)).unwrap_or(usize::MAX)
+        };
+        let mut rx = self.taken.subscribe();
+        let mut left = self
+            .capacity
+            .saturating_sub(unread(&rx.borrow_and_update()));
+        if left == 0 {
+            self.waiting.fetch_add(1, Ordering::SeqCst);
+            // The sender lives as long as the process, which outlives its reader tasks.
+            if let Ok(taken) = rx.wait_for(|t| unread(t) < self.capacity).await {
+                left = self.capacity - unread(&taken);
+            }
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+        }
+        left
+    }
+
+    /// The consumer has been given everything before `upto`.
+    fn taken(&self, upto: OutputOffsets) {
+        self.taken.send_if_modified(|t| {
+            let before = *t;
+            t.stdout = t.stdout.max(upto.stdout);
+            t.stderr = t.stderr.max(upto.stderr);
+            *t != before
+        });
     }
 }
 
@@ -172,6 +243,11 @@ impl BackgroundProcess {
             leader: Mutex::new(Leader::default()),
             exit: watch::Sender::new(None),
             changes: watch::Sender::new(0),
+            hold: options.hold_unread.then(|| Hold {
+                taken: watch::Sender::new(OutputOffsets::default()),
+                waiting: AtomicUsize::new(0),
+                capacity: options.retention.max(1),
+            }),
         });
 
         // Each reader holds a sender; the reaper knows the output is drained when all are gone.
@@ -217,7 +293,7 @@ impl BackgroundProcess {
                 leader.code = Some(code);
                 code
             };
-            let _ = tokio::time::timeout(drain_timeout, drained_rx.recv()).await;
+            drain(&reaper_shared, &mut drained_rx, drain_timeout).await;
             reaper_shared.exit.send_replace(Some(code));
             reaper_shared.bump();
         })));
@@ -263,20 +339,19 @@ impl BackgroundProcess {
 
     /// Output since the given byte offsets. The state is read first, so `Exited` means the
     /// output returned is complete.
+    ///
+    /// With [`BackgroundOptions::hold_unread`], the offsets returned are taken as read: the
+    /// pipes may fill the rings up to `retention` past them.
     pub fn output_since(&self, since: OutputOffsets) -> ProcessOutput {
         let state = self.state();
-        let out = self
-            .shared
-            .stdout
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .since(since.stdout);
-        let err = self
-            .shared
-            .stderr
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .since(since.stderr);
+        let out = lock(&self.shared.stdout).since(since.stdout);
+        let err = lock(&self.shared.stderr).since(since.stderr);
+        if let Some(hold) = &self.shared.hold {
+            hold.taken(OutputOffsets {
+                stdout: out.next,
+                stderr: err.next,
+            });
+        }
         ProcessOutput::new(
             out.data,
             err.data,
@@ -427,7 +502,15 @@ where
         let _drained = _drained;
         let mut chunk = vec![0u8; READ_CHUNK];
         loop {
-            let n = match pipe.read(&mut chunk).await {
+            let want = match &shared.hold {
+                Some(hold) => {
+                    // Only this task pushes to the ring, so its end cannot move meanwhile.
+                    let end = lock(shared.ring(stream)).end();
+                    hold.room(stream, end).await.min(READ_CHUNK)
+                }
+                None => READ_CHUNK,
+            };
+            let n = match pipe.read(&mut chunk[..want]).await {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -436,14 +519,32 @@ where
                     break;
                 }
             };
-            let ring = match stream {
-                Stream::Stdout => &shared.stdout,
-                Stream::Stderr => &shared.stderr,
-            };
-            ring.lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(&chunk[..n]);
+            lock(shared.ring(stream)).push(&chunk[..n]);
             shared.bump();
         }
     }))
+}
+
+/// Wait for both readers to reach end-of-file after the leader exited, for at most
+/// `timeout` of idle pipes: in `hold_unread` mode a reader waiting for its consumer is not
+/// idle, so a slow consumer never loses the end of the output.
+async fn drain(shared: &Shared, drained: &mut mpsc::Receiver<()>, timeout: Duration) {
+    loop {
+        let before = *shared.changes.borrow();
+        if tokio::time::timeout(timeout, drained.recv()).await.is_ok() {
+            return;
+        }
+        let Some(hold) = &shared.hold else {
+            return;
+        };
+        let progressed = *shared.changes.borrow() != before;
+        if !progressed && hold.waiting.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+    }
+}
+
+/// A ring's lock; a reader that panicked mid-push leaves it usable.
+fn lock(ring: &Mutex<OffsetRing>) -> std::sync::MutexGuard<'_, OffsetRing> {
+    ring.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -146,6 +146,8 @@ impl ProcessManager for LocalProcessManager {
                 retention: shared.process_output_retention,
                 kill_grace: shared.kill_grace,
                 drain_timeout: shared.drain_timeout,
+                // A server's log must never block the server: the oldest output goes.
+                hold_unread: false,
             },
         )?;
         Ok(shared.processes.insert(line, process).info())

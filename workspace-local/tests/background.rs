@@ -238,3 +238,120 @@ fn spawn_outside_a_runtime_is_an_error_not_a_panic() {
     let err = BackgroundProcess::spawn(sh(dir.path(), "true"), false, 10).unwrap_err();
     assert!(matches!(err, SandboxError::Unsupported { .. }), "{err:?}");
 }
+
+/// Read `p` until it has exited, pausing `pause` before each read; every byte read and how many
+/// were missed, per stream.
+async fn read_slowly(p: &BackgroundProcess, pause: Duration) -> (Vec<u8>, Vec<u8>, OutputOffsets) {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let mut at = OutputOffsets::default();
+    let mut missed = OutputOffsets::default();
+    let end = Instant::now() + Duration::from_secs(60);
+    loop {
+        tokio::time::sleep(pause).await;
+        let o = p.output_since(at);
+        out.extend_from_slice(&o.stdout);
+        err.extend_from_slice(&o.stderr);
+        missed.stdout += o.missed.stdout;
+        missed.stderr += o.missed.stderr;
+        at = o.next;
+        if matches!(o.state, ProcessState::Exited(_)) {
+            return (out, err, missed);
+        }
+        assert!(Instant::now() < end, "the process never exited");
+    }
+}
+
+const MIB: usize = 1024 * 1024;
+
+#[tokio::test]
+async fn hold_unread_paces_the_process_to_its_consumer() {
+    let dir = tempfile::tempdir().unwrap();
+    // 4 MiB on stdout and 1 MiB on stderr through 64 KiB rings, read in bursts: without
+    // holding, most of it would be gone by the time each read comes.
+    let p = BackgroundProcess::spawn_with(
+        sh(
+            dir.path(),
+            "head -c 1048576 /dev/zero | tr '\\0' e >&2 & \
+             head -c 4194304 /dev/zero | tr '\\0' o; wait; exit 7",
+        ),
+        BackgroundOptions {
+            retention: 64 * 1024,
+            hold_unread: true,
+            ..BackgroundOptions::default()
+        },
+    )
+    .unwrap();
+    let (out, err, missed) = read_slowly(&p, Duration::from_millis(2)).await;
+    assert_eq!(missed, OutputOffsets::default());
+    assert_eq!(out.len(), 4 * MIB);
+    assert!(out.iter().all(|&b| b == b'o'));
+    assert_eq!(err.len(), MIB);
+    assert!(err.iter().all(|&b| b == b'e'));
+    assert_eq!(p.exit_code(), Some(7));
+}
+
+#[tokio::test]
+async fn without_hold_unread_a_slow_reader_misses_the_oldest_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = BackgroundProcess::spawn_with(
+        sh(dir.path(), "head -c 1048576 /dev/zero | tr '\\0' o"),
+        BackgroundOptions {
+            retention: 64 * 1024,
+            ..BackgroundOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(p.wait(WAIT).await, Some(0));
+    let o = p.output_since(OutputOffsets::default());
+    assert_eq!(o.stdout.len(), 64 * 1024);
+    assert_eq!(o.missed.stdout, (MIB - 64 * 1024) as u64);
+}
+
+#[tokio::test]
+async fn hold_unread_waits_for_a_consumer_slower_than_the_drain_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    // The leader's last write lands while its consumer sleeps for longer than the drain
+    // timeout: the exit must still wait for those bytes.
+    let p = BackgroundProcess::spawn_with(
+        sh(dir.path(), "head -c 1048576 /dev/zero | tr '\\0' o"),
+        BackgroundOptions {
+            retention: 256 * 1024,
+            drain_timeout: Duration::from_millis(50),
+            hold_unread: true,
+            ..BackgroundOptions::default()
+        },
+    )
+    .unwrap();
+    let (out, _, missed) = read_slowly(&p, Duration::from_millis(300)).await;
+    assert_eq!(missed, OutputOffsets::default());
+    assert_eq!(out.len(), MIB);
+    assert_eq!(p.exit_code(), Some(0));
+}
+
+#[tokio::test]
+async fn hold_unread_still_publishes_the_exit_when_a_child_keeps_the_pipe_idle() {
+    let dir = tempfile::tempdir().unwrap();
+    // A child holding stdout open without writing must not keep the exit back beyond the
+    // drain timeout.
+    let p = BackgroundProcess::spawn_with(
+        sh(dir.path(), "sleep 30 & echo started; exit 4"),
+        BackgroundOptions {
+            drain_timeout: Duration::from_millis(200),
+            hold_unread: true,
+            ..BackgroundOptions::default()
+        },
+    )
+    .unwrap();
+    let started = Instant::now();
+    assert_eq!(p.wait(WAIT).await, Some(4));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        p.output_since(OutputOffsets::default()).stdout_text(),
+        "started\n"
+    );
+    p.kill().await;
+}

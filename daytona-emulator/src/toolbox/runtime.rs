@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use workspace_core::{OutputOffsets, ProcessState};
-use workspace_local::background::BackgroundProcess;
+use workspace_local::background::{BackgroundOptions, BackgroundProcess};
 use workspace_local::group::ProcessGroup;
 use workspace_local::runner::{Leftovers, RunOptions, RunOutcome, run_tracked};
 
@@ -22,8 +22,10 @@ use crate::state::lock;
 use crate::toolbox::command_log::{CommandLog, Labeller, Stream};
 use crate::toolbox::pty::PtySession;
 
-/// Bytes of each stream a session command's process retains before the log pump reads them.
-const SESSION_RETENTION: usize = 8 * 1024 * 1024;
+/// Bytes of each stream a session command's process may hold unread by the log pump; past
+/// that the process blocks writing (as the daemon's labelling pipes make it), so the log gets
+/// every byte however far the pump falls behind.
+const SESSION_BUFFER: usize = 1024 * 1024;
 /// Bytes of each stream `/process/execute` keeps (head and tail).
 pub(crate) const EXECUTE_OUTPUT_LIMIT: usize = 32 * 1024 * 1024;
 /// How long deleting a session waits for its command tasks to wind down.
@@ -638,8 +640,14 @@ async fn start_and_pump(
     let prepared = layout
         .command_spec(&wrapper, None, &env)
         .map_err(|e| e.message)?;
-    let process = BackgroundProcess::spawn(prepared.spec.clone(), true, SESSION_RETENTION)
-        .map_err(|e| e.to_string())?;
+    let options = BackgroundOptions {
+        stdin: true,
+        retention: SESSION_BUFFER,
+        hold_unread: true,
+        ..BackgroundOptions::default()
+    };
+    let process =
+        BackgroundProcess::spawn_with(prepared.spec.clone(), options).map_err(|e| e.to_string())?;
     {
         let mut input = cmd.input.lock().await;
         *lock(&cmd.process) = Some(process.clone());
@@ -682,6 +690,10 @@ async fn pump(process: &BackgroundProcess, log: &CommandLog) -> i32 {
         changes.borrow_and_update();
         let output = process.output_since(offsets);
         offsets = output.next;
+        if output.missed != OutputOffsets::default() {
+            // Cannot happen while the pump is the process's only reader (`hold_unread`).
+            tracing::error!(missed = ?output.missed, "a session command log lost output");
+        }
         let mut chunk = Vec::new();
         out_labels.push(&output.stdout, &mut chunk);
         err_labels.push(&output.stderr, &mut chunk);
@@ -749,6 +761,29 @@ mod tests {
         rt.shutdown().await;
         assert_eq!(rt.snapshot().live_processes, 0);
         assert!(rt.snapshot().sessions.is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_log_gets_every_byte_of_output_faster_than_the_pump() {
+        // 24 MiB on each stream at pipe speed, far past the pump's buffer: the log must hold
+        // all of it (the pump once read from a ring that dropped what it had not caught up
+        // with, losing kilobytes on loaded machines).
+        let (_d, rt) = runtime();
+        rt.create_session("s").unwrap();
+        let s = rt.session("s").unwrap();
+        let big = "head -c 25165824 /dev/zero | tr '\\0'";
+        let line = format!("{big} e >&2 & {big} o; wait; printf END");
+        let c = rt.exec(&s, &line, false, BTreeMap::new()).unwrap();
+        assert_eq!(c.wait(s.ended()).await, Some(0));
+        let log = c.log().read_all().await.unwrap();
+        let (out, err) = crate::toolbox::command_log::demux(&log);
+        // The daemon ends a last line that had none with a newline.
+        assert_eq!(out.len(), 24 * 1024 * 1024 + "END\n".len());
+        assert!(out.ends_with(b"oEND\n"));
+        assert_eq!(err.len(), 24 * 1024 * 1024 + 1);
+        assert!(out[..24 * 1024 * 1024].iter().all(|&b| b == b'o'));
+        assert!(err[..24 * 1024 * 1024].iter().all(|&b| b == b'e'));
+        rt.shutdown().await;
     }
 
     /// Whether a live process has `needle` in its command line.
