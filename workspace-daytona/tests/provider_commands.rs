@@ -480,3 +480,200 @@ async fn nul_bytes_need_byte_exact_output_everything_else_is_exact_either_way() 
     exact.destroy().await.unwrap();
     emu.shutdown().await;
 }
+
+/// The session id of every session exec the emulator received from request `from` on.
+fn execs_since(emu: &daytona_emulator::EmulatorHandle, from: usize) -> Vec<String> {
+    emu.requests()
+        .into_iter()
+        .skip(from)
+        .filter(|r| r.method == "POST" && r.path.ends_with("/exec"))
+        .filter_map(|r| {
+            let rest = r.path.split("/process/session/").nth(1)?;
+            Some(rest.split('/').next()?.to_string())
+        })
+        .collect()
+}
+
+/// The id of the one idle (spare) session of a sandbox, once there is one.
+async fn spare_id(emu: &daytona_emulator::EmulatorHandle, id: &str) -> String {
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            provider_support::idle_sessions(emu, id) == 1
+        })
+        .await,
+        "no spare session appeared"
+    );
+    let rt = emu.state().runtime(id).unwrap();
+    let snap = rt.snapshot();
+    let idle: Vec<_> = snap
+        .sessions
+        .iter()
+        .filter(|s| s.commands.is_empty())
+        .collect();
+    assert_eq!(idle.len(), 1, "{:?}", snap.sessions);
+    idle[0].id.clone()
+}
+
+fn session_creates_since(emu: &daytona_emulator::EmulatorHandle, from: usize) -> usize {
+    emu.requests()
+        .into_iter()
+        .skip(from)
+        .filter(|r| r.method == "POST" && r.path.ends_with("/process/session"))
+        .count()
+}
+
+#[tokio::test]
+async fn the_next_command_runs_in_the_spare_session_and_a_new_one_is_made() {
+    let emu = emulator().await;
+    let sb = started(&emu.api_url()).await;
+    let id = sb.daytona_id().unwrap();
+    assert_eq!(sb.run("echo one").await.unwrap().stdout, "one\n");
+    let spare = spare_id(&emu, &id).await;
+
+    let before = emu.requests().len();
+    let r = sb.run("echo two").await.unwrap();
+    assert_eq!((r.exit_code, r.stdout.as_str()), (0, "two\n"));
+    // The command went straight to its exec, in the session made beforehand.
+    assert_eq!(execs_since(&emu, before), vec![spare.clone()]);
+    let next = spare_id(&emu, &id).await;
+    assert_ne!(next, spare);
+    // One create for the new spare, made off the command's path.
+    assert_eq!(session_creates_since(&emu, before), 1);
+    assert!(
+        eventually(Duration::from_secs(10), || runtime_load(&emu, &id)
+            == (0, 0))
+        .await,
+        "{:?}",
+        runtime_load(&emu, &id)
+    );
+    sb.destroy().await.unwrap();
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn concurrent_commands_share_one_spare_and_make_their_own_sessions() {
+    let emu = emulator().await;
+    let sb = started(&emu.api_url()).await;
+    let id = sb.daytona_id().unwrap();
+    sb.run("true").await.unwrap();
+    spare_id(&emu, &id).await;
+    let sb_ref = &sb;
+    let runs = (0..8).map(|i| async move {
+        sb_ref
+            .execute_command("printf %s", &[i.to_string()], opts())
+            .await
+    });
+    let results = futures::future::join_all(runs).await;
+    for (i, r) in results.into_iter().enumerate() {
+        let r = r.unwrap();
+        assert_eq!((r.exit_code, r.stdout), (0, i.to_string()));
+    }
+    // Eight distinct sessions ran them; afterwards one spare is left and nothing else.
+    let execs = execs_since(&emu, 0);
+    let mut distinct = execs.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), execs.len(), "a session ran two commands");
+    spare_id(&emu, &id).await;
+    assert!(
+        eventually(Duration::from_secs(10), || runtime_load(&emu, &id)
+            == (0, 0))
+        .await
+    );
+    sb.destroy().await.unwrap();
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_spare_lost_to_a_restart_underneath_falls_back_to_a_fresh_session() {
+    let emu = emulator().await;
+    let sb = started(&emu.api_url()).await;
+    let id = sb.daytona_id().unwrap();
+    sb.run("true").await.unwrap();
+    let spare = spare_id(&emu, &id).await;
+    // Someone else restarts the sandbox: its sessions, the spare among them, are gone, but
+    // this handle still sees it running.
+    let mut other = sb.client().get(&id).await.unwrap();
+    other.stop(None).await.unwrap();
+    other.start(None).await.unwrap();
+    assert_eq!(provider_support::idle_sessions(&emu, &id), 0);
+
+    let before = emu.requests().len();
+    let r = sb.run("echo after").await.unwrap();
+    assert_eq!((r.exit_code, r.stdout.as_str()), (0, "after\n"), "{r:?}");
+    let execs = execs_since(&emu, before);
+    assert_eq!(execs.len(), 2, "{execs:?}");
+    assert_eq!(execs[0], spare);
+    assert_ne!(execs[1], spare);
+    sb.destroy().await.unwrap();
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn dropping_the_handle_deletes_its_spare_and_the_option_turns_it_off() {
+    let emu = emulator().await;
+    let sb = started(&emu.api_url()).await;
+    let id = sb.daytona_id().unwrap();
+    sb.run("true").await.unwrap();
+    spare_id(&emu, &id).await;
+    drop(sb);
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            provider_support::idle_sessions(&emu, &id) == 0
+        })
+        .await,
+        "the dropped handle's spare session is still there"
+    );
+
+    // Reattach with spares off: no session is left between commands.
+    let sb = builder_for(&emu.api_url())
+        .id(id.clone())
+        .spare_session(false)
+        .build()
+        .unwrap();
+    for word in ["a", "b"] {
+        assert_eq!(
+            sb.run(&format!("echo {word}")).await.unwrap().stdout,
+            format!("{word}\n")
+        );
+    }
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            emu.state()
+                .runtime(&id)
+                .is_some_and(|rt| rt.snapshot().sessions.is_empty())
+        })
+        .await
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(provider_support::idle_sessions(&emu, &id), 0);
+    sb.destroy().await.unwrap();
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn commands_right_after_restarts_underneath_run() {
+    // The emulator once numbered session dirs per runtime, so a restarted sandbox reused the
+    // names and a late delete of an old session removed a new command's files (exit 1, no
+    // output).
+    let emu = emulator().await;
+    let sb = builder_for(&emu.api_url())
+        .spare_session(false)
+        .build()
+        .unwrap();
+    sb.run("true").await.unwrap();
+    let id = sb.daytona_id().unwrap();
+    for round in 0..10 {
+        let mut other = sb.client().get(&id).await.unwrap();
+        other.stop(None).await.unwrap();
+        other.start(None).await.unwrap();
+        let r = sb.run("echo after").await.unwrap();
+        assert_eq!(
+            (r.exit_code, r.stdout.as_str()),
+            (0, "after\n"),
+            "round {round}: {r:?}"
+        );
+    }
+    sb.destroy().await.unwrap();
+    emu.shutdown().await;
+}

@@ -117,7 +117,11 @@ async fn idle_auto_stop_is_survived() {
 #[tokio::test]
 async fn two_failures_in_a_row_surface() {
     let emu = emulator().await;
-    let sb = builder_for(&emu.api_url()).build().unwrap();
+    // No spare session: the command's own session create is what must fail twice.
+    let sb = builder_for(&emu.api_url())
+        .spare_session(false)
+        .build()
+        .unwrap();
     // A first command, so that the work dir is known and the session create is what fails.
     sb.run("true").await.unwrap();
     emu.stop_sandbox(&sb.daytona_id().unwrap()).await.unwrap();

@@ -88,7 +88,6 @@ struct Inner {
     leftovers: Vec<Arc<ProcessGroup>>,
     /// Cancelled by [`SandboxRuntime::shutdown`]; replaced so the runtime can serve again.
     stop: CancellationToken,
-    next_session_dir: u64,
 }
 
 /// One emulated shell session.
@@ -130,7 +129,6 @@ impl SandboxRuntime {
                 ptys: BTreeMap::new(),
                 leftovers: Vec::new(),
                 stop: CancellationToken::new(),
-                next_session_dir: 0,
             }),
             executes_in_flight: Arc::new(AtomicUsize::new(0)),
         }
@@ -289,13 +287,14 @@ impl SandboxRuntime {
                 format!("session {id} already exists"),
             ));
         }
-        inner.next_session_dir += 1;
-        // Session ids are caller text: the directory gets a number, never the id.
+        // Session ids are caller text: the directory gets a name of its own, never the id. A
+        // random one, not a counter: a restarted sandbox has a new runtime, and a session of the
+        // old one still being deleted must not remove a new session's files under a reused name.
         let dir = self
             .layout
             .state_host()
             .join("sessions")
-            .join(inner.next_session_dir.to_string());
+            .join(uuid::Uuid::new_v4().simple().to_string());
         std::fs::create_dir_all(&dir)
             .map_err(|e| ApiError::daemon_internal("creating the session dir", e))?;
         inner.sessions.insert(
@@ -882,5 +881,22 @@ mod tests {
         );
         rt.delete_session("s").await.unwrap();
         assert!(rt.session("s").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_restarted_sandbox_keeps_its_sessions_apart_from_the_old_runtimes() {
+        // A stop ends one runtime and the start makes another over the same layout; a session
+        // of the old one whose delete finishes late must not take a new session's files.
+        let (_d, old) = runtime();
+        let new = SandboxRuntime::new(old.layout().clone());
+        old.create_session("a").unwrap();
+        new.create_session("b").unwrap();
+        old.delete_session("a").await.unwrap();
+        let s = new.session("b").unwrap();
+        let c = new.exec(&s, "echo kept", false, BTreeMap::new()).unwrap();
+        assert_eq!(c.wait(s.ended()).await, Some(0));
+        let (out, _) = crate::toolbox::command_log::demux(&c.log().read_all().await.unwrap());
+        assert_eq!(out, b"kept\n");
+        new.shutdown().await;
     }
 }

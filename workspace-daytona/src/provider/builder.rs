@@ -83,6 +83,7 @@ pub struct DaytonaSandboxBuilder {
     pub(crate) instructions: Option<String>,
     pub(crate) interval_unit: Duration,
     pub(crate) byte_exact_output: bool,
+    pub(crate) spare_session: bool,
 }
 
 impl fmt::Debug for DaytonaSandboxBuilder {
@@ -118,6 +119,7 @@ impl fmt::Debug for DaytonaSandboxBuilder {
             .field("instructions", &self.instructions.is_some())
             .field("interval_unit", &self.interval_unit)
             .field("byte_exact_output", &self.byte_exact_output)
+            .field("spare_session", &self.spare_session)
             .finish()
     }
 }
@@ -152,6 +154,7 @@ impl Default for DaytonaSandboxBuilder {
             instructions: None,
             interval_unit: Duration::from_secs(60),
             byte_exact_output: false,
+            spare_session: true,
         }
     }
 }
@@ -351,6 +354,17 @@ impl DaytonaSandboxBuilder {
     /// and a dozen processes per command. Binary data is better moved with the file API.
     pub fn byte_exact_output(mut self, on: bool) -> Self {
         self.byte_exact_output = on;
+        self
+    }
+
+    /// Keep one idle session ready for the next command once the handle has run one, so a
+    /// command waits for two requests (exec, log follow) instead of three; the next spare is
+    /// made while the command runs. Default: on.
+    ///
+    /// The spare is deleted with the handle, like every command session. Off, no session
+    /// exists in the sandbox between commands, at the cost of a round trip per command.
+    pub fn spare_session(mut self, on: bool) -> Self {
+        self.spare_session = on;
         self
     }
 

@@ -24,6 +24,7 @@ use super::collector::Collector;
 use super::sandbox::{Attached, OpError, Shared};
 use super::script::{self, OutputEncoding, STDIN_EOF_LINE, StdinMode, Wrap};
 use super::session::{SessionGuard, new_session_id};
+use super::spare;
 
 /// Prefix of the sessions commands run in.
 pub(crate) const COMMAND_SESSION_PREFIX: &str = "ws-cmd-";
@@ -101,6 +102,7 @@ async fn launch(
                 cwd,
                 stdin,
                 encoding,
+                spare: shared.builder().spare_session,
             };
             let (session, cmd_id) = start_in_new_session(shared, &attached, &start).await?;
             Ok(Launched {
@@ -123,15 +125,36 @@ pub(crate) struct NewSession<'a> {
     pub(crate) cwd: Option<&'a str>,
     pub(crate) stdin: StdinMode,
     pub(crate) encoding: OutputEncoding,
+    /// Take the attachment's spare session when one is ready, and have the next one made
+    /// (commands only: a background process's session id carries its own start time).
+    pub(crate) spare: bool,
 }
 
-/// Create a session and start `start` in it, once: the session (deleted when the guard goes,
-/// so a failure leaves none behind) and the command id.
+/// Create a session (or take the spare) and start `start` in it, once: the session (deleted
+/// when the guard goes, so a failure leaves none behind) and the command id.
 pub(crate) async fn start_in_new_session(
     shared: &Shared,
-    attached: &Attached,
+    attached: &Arc<Attached>,
     start: &NewSession<'_>,
 ) -> std::result::Result<(SessionGuard, String), OpError> {
+    if start.spare
+        && let Some(session) = attached.spare.take()
+    {
+        let dir = working_dir(shared, attached, start.cwd).await?;
+        match exec_in(attached, &session, start, &dir).await {
+            // The spare vanished (the sandbox was restarted underneath): nothing ran, so a
+            // fresh session is safe.
+            Err(OpError::Daytona(DaytonaError::NotFound(d))) => {
+                tracing::debug!(error = %d.message, "the spare session is gone; making a new one");
+                session.keep();
+            }
+            Ok(cmd_id) => {
+                spare::refill(attached);
+                return Ok((session, cmd_id));
+            }
+            Err(e) => return Err(e),
+        }
+    }
     let process = attached.sandbox.process();
     let session_id = new_session_id(start.prefix);
     // Independent requests: the first command of a handle pays one round trip, not two.
@@ -140,22 +163,40 @@ pub(crate) async fn start_in_new_session(
         process.create_session(&session_id)
     );
     created?;
-    let session = SessionGuard::new(process.clone(), session_id.clone());
+    let session = SessionGuard::new(process.clone(), session_id);
     let dir = dir?;
+    let cmd_id = exec_in(attached, &session, start, &dir).await?;
+    if start.spare {
+        // Made while this command runs, off its path; not before its exec succeeded, so a
+        // sandbox that refuses commands is not also sent creates.
+        spare::refill(attached);
+    }
+    Ok((session, cmd_id))
+}
+
+/// Submit `start`, wrapped, to run asynchronously in `session` from `dir`; the command id.
+async fn exec_in(
+    attached: &Attached,
+    session: &SessionGuard,
+    start: &NewSession<'_>,
+    dir: &str,
+) -> std::result::Result<String, OpError> {
     let request = SessionExecuteRequest {
         command: script::build(&Wrap {
             line: start.line,
             env: start.env,
-            cwd: &dir,
+            cwd: dir,
             stdin: start.stdin,
             encoding: start.encoding,
-            token: &session_id,
+            token: session.id(),
         }),
         run_async: Some(true),
         ..SessionExecuteRequest::default()
     };
-    let response = process
-        .execute_session_command(&session_id, &request, None)
+    let response = attached
+        .sandbox
+        .process()
+        .execute_session_command(session.id(), &request, None)
         .await?;
     if response.cmd_id.trim().is_empty() {
         return Err(OpError::Final(SandboxError::Provider {
@@ -164,7 +205,7 @@ pub(crate) async fn start_in_new_session(
             message: "the session exec answer has no command id".into(),
         }));
     }
-    Ok((session, response.cmd_id))
+    Ok(response.cmd_id)
 }
 
 /// The directory a command starts in: `cwd` (which must exist and be a directory), else the

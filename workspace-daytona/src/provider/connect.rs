@@ -201,6 +201,7 @@ impl Shared {
         let deadline = Instant::now() + self.teardown_timeout();
         let mut sb = attached.sandbox.clone();
         let Err(err) = through_transitions(&mut sb, Teardown::Stop, deadline).await else {
+            attached.spare.close();
             return Ok(());
         };
         let mut probe = attached.sandbox.clone();
@@ -211,9 +212,13 @@ impl Shared {
                     Some(SandboxState::Stopped | SandboxState::Archived | SandboxState::Destroyed)
                 ) =>
             {
+                attached.spare.close();
                 Ok(())
             }
-            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) if e.is_not_found() => {
+                attached.spare.close();
+                Ok(())
+            }
             _ => Err(match err {
                 DaytonaError::WaitTimeout { .. } => SandboxError::Timeout {
                     phase: TimeoutPhase::Stop,
@@ -228,13 +233,15 @@ impl Shared {
     /// handle's id or name. Failures are returned (the handle stays destroyable).
     pub(crate) async fn destroy_work(&self) -> Result<()> {
         let deadline = Instant::now() + self.teardown_timeout();
-        if let Some(attached) = self.take_attached()
-            && let Err(e) = self
+        if let Some(attached) = self.take_attached() {
+            if let Err(e) = self
                 .delete_patiently(attached.sandbox.clone(), deadline)
                 .await
-        {
-            self.restore_attached(attached);
-            return Err(e);
+            {
+                self.restore_attached(attached);
+                return Err(e);
+            }
+            attached.spare.close();
         }
         if self.start_was_attempted()
             && let Some(orphan) = self.find_existing().await?

@@ -7,8 +7,8 @@
 //! - `connect`: finding, starting, creating (adopting on a name conflict), stopping and
 //!   deleting the Daytona sandbox.
 //! - `classify`: the one function that reads a failure as "sandbox not running".
-//! - `command`, `session`, `collector`, `script`, `output`: running one command in a session of
-//!   its own, and reading its output back.
+//! - `command`, `session`, `spare`, `collector`, `script`, `output`: running one command in a
+//!   session of its own (made ahead of need when it can be), and reading its output back.
 //! - `files`, `processes`, `info`: the file API, background processes, info and instructions.
 
 pub mod builder;
@@ -23,6 +23,7 @@ mod processes;
 mod sandbox;
 mod script;
 mod session;
+mod spare;
 
 pub use builder::{
     DEFAULT_AUTO_STOP_MINUTES, DEFAULT_COMMAND_TIMEOUT, DEFAULT_CREATION_TIMEOUT, DEFAULT_WORK_DIR,

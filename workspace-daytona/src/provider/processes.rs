@@ -198,6 +198,7 @@ impl ProcessManager for DaytonaProcesses {
                     // offsets; a long-running process does not notice the encoders' start-up
                     // cost.
                     encoding: OutputEncoding::Base64,
+                    spare: false,
                 };
                 let (session, cmd_id) = start_in_new_session(shared, &attached, &start).await?;
                 // The session outlives this call: it is the process's, until kill.

@@ -24,6 +24,7 @@ use super::builder::{DaytonaSandboxBuilder, Options};
 use super::classify::{Class, classify};
 use super::files::DaytonaFiles;
 use super::processes::{DaytonaProcesses, ProcessBook};
+use super::spare::SpareSession;
 use super::{command, info};
 
 /// The provider name reported by [`WorkspaceSandbox::provider`].
@@ -36,6 +37,8 @@ pub(crate) struct Attached {
     /// newer attachment dead.
     pub(crate) generation: u64,
     work_dir: OnceCell<String>,
+    /// A command session made ahead of the next command.
+    pub(crate) spare: SpareSession,
 }
 
 impl Attached {
@@ -116,6 +119,7 @@ impl Shared {
             sandbox,
             generation,
             work_dir: OnceCell::new(),
+            spare: SpareSession::default(),
         }));
     }
 
@@ -165,6 +169,11 @@ impl Shared {
         {
             tracing::info!(sandbox = %self.opts.id, "the Daytona sandbox is no longer running");
             self.lifecycle.set_status(SandboxStatus::Stopped);
+            if let Some(attached) = self.current()
+                && attached.generation == generation
+            {
+                attached.spare.close();
+            }
         }
     }
 

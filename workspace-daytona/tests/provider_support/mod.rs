@@ -86,13 +86,31 @@ pub async fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bo
     }
 }
 
-/// `(sessions, live process groups)` of a sandbox in the emulator.
+/// `(sessions that ran a command, live process groups)` of a sandbox in the emulator: what a
+/// command or process left behind. The idle spare session a handle keeps ready is not counted
+/// (see [`idle_sessions`]).
 pub fn runtime_load(emu: &EmulatorHandle, daytona_id: &str) -> (usize, usize) {
     match emu.state().runtime(daytona_id) {
         Some(rt) => {
             let snap = rt.snapshot();
-            (snap.sessions.len(), snap.live_processes)
+            let used = snap
+                .sessions
+                .iter()
+                .filter(|s| !s.commands.is_empty())
+                .count();
+            (used, snap.live_processes)
         }
         None => (0, 0),
     }
+}
+
+/// Sessions of a sandbox in the emulator that never ran a command (a handle's spare).
+pub fn idle_sessions(emu: &EmulatorHandle, daytona_id: &str) -> usize {
+    emu.state().runtime(daytona_id).map_or(0, |rt| {
+        rt.snapshot()
+            .sessions
+            .iter()
+            .filter(|s| s.commands.is_empty())
+            .count()
+    })
 }
