@@ -40,11 +40,16 @@ use support::stats::{median_dur, median_f64, quantile_dur};
 
 const REPRODUCE: &str = "cargo bench --bench daytona";
 const PLOT: &str = "benches/daytona-latency.svg";
+/// What the round trips are measured again with before every toolbox request: a daemon that
+/// far away, as a cloud sandbox is.
+const FAR_DELAY: Duration = Duration::from_millis(5);
 
 struct Sizes {
     round_trip: dt::round_trip::Sizes,
     /// The round trips again against an emulator that confines commands with bubblewrap.
     round_trip_bwrap: dt::round_trip::Sizes,
+    /// The round trips again with [`FAR_DELAY`] added to every toolbox request.
+    round_trip_far: dt::round_trip::Sizes,
     create_rounds: usize,
     scale: Vec<Plan>,
     demux_bytes: usize,
@@ -74,6 +79,12 @@ impl Sizes {
                     warmup: 1,
                     counted: 1,
                 },
+                round_trip_far: dt::round_trip::Sizes {
+                    rounds: 1,
+                    batch: 2,
+                    warmup: 1,
+                    counted: 1,
+                },
                 create_rounds: 1,
                 scale: vec![Plan {
                     sandboxes: 6,
@@ -98,6 +109,12 @@ impl Sizes {
                     batch: 20,
                     warmup: 5,
                     counted: 5,
+                },
+                round_trip_far: dt::round_trip::Sizes {
+                    rounds: 4,
+                    batch: 10,
+                    warmup: 3,
+                    counted: 3,
                 },
                 create_rounds: 15,
                 scale: [64, 256]
@@ -150,6 +167,8 @@ struct Figures {
     round_trip: Vec<FlowSamples>,
     /// `None` where bubblewrap cannot run.
     round_trip_bwrap: Option<Vec<FlowSamples>>,
+    /// With [`FAR_DELAY`] per toolbox request.
+    round_trip_far: Vec<FlowSamples>,
     create_first: CreateFirst,
     scale: Vec<ScaleResult>,
     transfers: Transfers,
@@ -179,6 +198,26 @@ async fn run(quick: bool) -> dt::Result<()> {
             sizes.round_trip,
         )
         .await?;
+        println!(
+            "round trips, {} ms added per toolbox request…",
+            FAR_DELAY.as_millis()
+        );
+        node.quit().await?;
+        let round_trip_far = {
+            let mut node = NodeWorker::spawn(&api_url).await?;
+            let delay = dt::emulator::ToolboxDelay::install(emulator.base_url(), FAR_DELAY).await?;
+            let samples = dt::round_trip::measure(
+                emulator.base_url(),
+                emulator.pid(),
+                &mut node,
+                sizes.round_trip_far,
+            )
+            .await?;
+            delay.remove().await?;
+            node.quit().await?;
+            samples
+        };
+        let mut node = NodeWorker::spawn(&api_url).await?;
         println!("create → first output…");
         let create_first =
             dt::create_first::measure(&api_url, &mut node, sizes.create_rounds).await?;
@@ -191,11 +230,11 @@ async fn run(quick: bool) -> dt::Result<()> {
         println!("file transfer…");
         let transfers =
             dt::transfer::measure(&api_url, sizes.transfer_bytes, sizes.transfer_rounds).await?;
-        Ok::<_, dt::BoxError>((round_trip, create_first, scale, transfers))
+        Ok::<_, dt::BoxError>((round_trip, round_trip_far, create_first, scale, transfers))
     }
     .await;
     let stopped = emulator.stop().await;
-    let (round_trip, create_first, scale, transfers) = measured?;
+    let (round_trip, round_trip_far, create_first, scale, transfers) = measured?;
     stopped?;
 
     let round_trip_bwrap = if Isolation::bubblewrap_works().await {
@@ -228,6 +267,7 @@ async fn run(quick: bool) -> dt::Result<()> {
         demux,
         round_trip,
         round_trip_bwrap,
+        round_trip_far,
         create_first,
         scale,
         transfers,
@@ -331,6 +371,7 @@ fn round_trip_table(s: &mut String, samples: &[FlowSamples], judged: bool) {
         );
     }
     let rp = flow(samples, Flow::RustProvider);
+    let rn = flow(samples, Flow::RustProviderNoSpare);
     let ts = flow(samples, Flow::TsSession);
     let t1 = flow(samples, Flow::TsOneShot);
     let r1 = flow(samples, Flow::RustOneShot);
@@ -349,12 +390,14 @@ fn round_trip_table(s: &mut String, samples: &[FlowSamples], judged: bool) {
          | streamed p50: `execute_command` ÷ TS session flow | **{lat_ratio:.2}×** | {} |\n\
          | streamed client CPU / command | **{cpu_ratio:.2}×** | {} |\n\
          | streamed p99 | {:.2}× | |\n\
+         | streamed p50 with `spare_session(false)` ÷ TS session flow | {:.2}× | |\n\
          | one-shot p50: `Process::execute` ÷ `executeCommand` | {:.2}× | |\n\
          | one-shot client CPU / command | {:.2}× | |\n\
          | `execute_command` (streamed) p50 ÷ TS `executeCommand` (one-shot) p50 | {:.2}× | |\n",
         target("≤ 0.5×", lat_ratio <= 0.5),
         target("≤ 0.3×", cpu_ratio <= 0.3),
         ratio(p99(rp), p99(ts)),
+        ratio(p50(rn), p50(ts)),
         ratio(p50(r1), p50(t1)),
         ratio(r1.cpu_per_command(), t1.cpu_per_command()),
         ratio(p50(rp), p50(t1)),
@@ -402,8 +445,11 @@ fn render(f: &Figures, sizes: &Sizes, node: Option<&str>, quick: bool) -> String
          `getrusage`, including the last command's session delete, which runs in the \
          background; Node: `process.cpuUsage()`). Server CPU is the emulator's, with the shells \
          it ran (10 ms ticks). Requests counted in the emulator's request log over {} more \
-         commands per flow. The emulator runs commands as plain host processes here, so a \
-         command costs the server about what a daemon's fork and exec cost.\n",
+         commands per flow; the Rust provider's four are the exec, the log stream, the session \
+         delete and the next spare session's create, of which only the first two are on the \
+         command's path (the `spare_session(false)` flow waits for its session create too, \
+         and both flows share one sandbox). The emulator runs commands as plain host processes \
+         here, so a command costs the server about what a daemon's fork and exec cost.\n",
         rt.batch, rt.warmup, rt.counted
     );
     round_trip_table(&mut s, &f.round_trip, true);
@@ -435,6 +481,21 @@ fn render(f: &Figures, sizes: &Sizes, node: Option<&str>, quick: bool) -> String
             );
         }
     }
+
+    let far = &sizes.round_trip_far;
+    let _ = writeln!(
+        s,
+        "#### The same with {} ms before every toolbox request\n\nThe host-mode emulator again, \
+         with a delay before it handles each toolbox request (WebSocket upgrades included), \
+         as a daemon that far away adds; control-plane calls are not delayed. {} commands per \
+         flow, batches of {}. Each request a flow waits for costs it the delay, so the p50 \
+         shows how many requests each has on its path; this is the figure that carries over \
+         to Daytona Cloud.\n",
+        FAR_DELAY.as_millis(),
+        far.rounds * far.batch,
+        far.batch
+    );
+    round_trip_table(&mut s, &f.round_trip_far, false);
 
     // Create → first output.
     let mut rust = f.create_first.rust.clone();

@@ -167,3 +167,44 @@ pub fn serve() -> ExitCode {
         ExitCode::SUCCESS
     })
 }
+
+/// A delay before every toolbox request of an emulator (its WebSocket upgrades included): a
+/// daemon that far away. Installed through the emulator's fault API; `remove` takes it off.
+pub struct ToolboxDelay {
+    http: reqwest::Client,
+    url: String,
+}
+
+impl ToolboxDelay {
+    /// Delay every `/toolbox/**` request of the emulator at `base_url` by `delay`.
+    pub async fn install(base_url: &str, delay: Duration) -> Result<Self> {
+        let http = reqwest::Client::new();
+        let rule = daytona_emulator::FaultRule::delay("/toolbox/**", delay);
+        let answer: serde_json::Value = http
+            .post(format!("{base_url}/_emulator/faults"))
+            .json(&rule)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let id = answer
+            .get("id")
+            .and_then(serde_json::Value::as_u64)
+            .ok_or("the fault API answered without an id")?;
+        Ok(ToolboxDelay {
+            http,
+            url: format!("{base_url}/_emulator/faults/{id}"),
+        })
+    }
+
+    /// Take the delay off.
+    pub async fn remove(self) -> Result<()> {
+        self.http
+            .delete(&self.url)
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(())
+    }
+}

@@ -31,6 +31,8 @@ const SETTLE: Duration = Duration::from_millis(30);
 pub enum Flow {
     /// `DaytonaSandbox::execute_command`, streamed.
     RustProvider,
+    /// The same with `spare_session(false)`: a session created per command on its path.
+    RustProviderNoSpare,
     /// The TypeScript SDK's streamed session flow.
     TsSession,
     /// The TypeScript SDK's `executeCommand`.
@@ -41,8 +43,9 @@ pub enum Flow {
 
 impl Flow {
     /// Every flow, in table order.
-    pub const ALL: [Flow; 4] = [
+    pub const ALL: [Flow; 5] = [
         Flow::RustProvider,
+        Flow::RustProviderNoSpare,
         Flow::TsSession,
         Flow::TsOneShot,
         Flow::RustOneShot,
@@ -52,6 +55,9 @@ impl Flow {
     pub fn label(self) -> &'static str {
         match self {
             Flow::RustProvider => "Rust `DaytonaSandbox::execute_command` (streamed)",
+            Flow::RustProviderNoSpare => {
+                "Rust `execute_command`, `spare_session(false)` (streamed)"
+            }
             Flow::TsSession => "TS SDK session flow (streamed)",
             Flow::TsOneShot => "TS SDK `executeCommand` (one-shot)",
             Flow::RustOneShot => "Rust client `Process::execute` (one-shot)",
@@ -106,6 +112,7 @@ pub struct Sizes {
 
 struct Subjects<'a> {
     provider: &'a DaytonaSandbox,
+    no_spare: &'a DaytonaSandbox,
     oneshot: &'a Sandbox,
     node: &'a mut NodeWorker,
 }
@@ -114,6 +121,7 @@ impl Subjects<'_> {
     async fn batch(&mut self, flow: Flow, n: usize) -> Result<Batch> {
         match flow {
             Flow::RustProvider => rust_batch(n, || provider_once(self.provider)).await,
+            Flow::RustProviderNoSpare => rust_batch(n, || provider_once(self.no_spare)).await,
             Flow::RustOneShot => rust_batch(n, || oneshot_once(self.oneshot)).await,
             Flow::TsSession => self.node.batch("flow", n, COMMAND).await,
             Flow::TsOneShot => self.node.batch("oneshot", n, COMMAND).await,
@@ -134,10 +142,19 @@ pub async fn measure(
         .label("bench", "round-trip")
         .build()?;
     provider.start().await?;
+    // A second handle on the same sandbox, without the spare session.
+    let no_spare = DaytonaSandbox::builder()
+        .api_url(format!("{base_url}/api"))
+        .api_key(API_KEY)
+        .id(provider.daytona_id().unwrap_or_default())
+        .spare_session(false)
+        .build()?;
+    no_spare.start().await?;
     let oneshot = provider.daytona()?;
     node.setup().await?;
     let mut subjects = Subjects {
         provider: &provider,
+        no_spare: &no_spare,
         oneshot: &oneshot,
         node,
     };

@@ -266,8 +266,10 @@ impl Shared {
 ///   session; their later output is not part of it). A dropped stream is followed again from the
 ///   last byte seen. Timeouts count from the spawn; a timeout, a cancel or a dropped future
 ///   deletes the session, which kills the command's whole process group. Every session is
-///   deleted when its command ends. Per-command env values travel base64 encoded, so they
-///   never appear in the command text Daytona stores.
+///   deleted when its command ends. Once a handle has run a command it keeps one idle session
+///   ready for the next, so a command waits only for its exec and its log stream (see
+///   [`spare_session`](DaytonaSandboxBuilder::spare_session)). Per-command env values travel
+///   base64 encoded, so they never appear in the command text Daytona stores.
 /// - **Retry once** when an operation finds the sandbox stopped (idle auto-stop) or gone before
 ///   anything was done: start or recreate it, then try again. A command that may already have
 ///   run is never re-run.
