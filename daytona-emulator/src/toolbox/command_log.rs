@@ -42,6 +42,9 @@ impl Stream {
 pub(crate) struct Labeller {
     stream: Stream,
     pending: Vec<u8>,
+    /// Part of the current line was written early: the line is open even with nothing
+    /// pending, and still gets its newline at the end of the stream.
+    open_line: bool,
 }
 
 impl Labeller {
@@ -49,6 +52,7 @@ impl Labeller {
         Labeller {
             stream,
             pending: Vec::new(),
+            open_line: false,
         }
     }
 
@@ -70,6 +74,7 @@ impl Labeller {
             out.extend_from_slice(&self.pending);
             out.extend_from_slice(&rest[..=nl]);
             self.pending.clear();
+            self.open_line = false;
             rest = &rest[nl + 1..];
         }
         self.pending.extend_from_slice(rest);
@@ -77,16 +82,19 @@ impl Labeller {
             out.extend_from_slice(self.stream.marker());
             out.extend_from_slice(&self.pending);
             self.pending.clear();
+            self.open_line = true;
         }
     }
 
-    /// Flush a final partial line, newline added.
+    /// Flush a final partial line, newline added, whether or not part of it was written
+    /// early (so the result does not depend on how the output was chunked).
     pub(crate) fn finish(&mut self, out: &mut Vec<u8>) {
-        if !self.pending.is_empty() {
+        if !self.pending.is_empty() || self.open_line {
             out.extend_from_slice(self.stream.marker());
             out.extend_from_slice(&self.pending);
             out.push(b'\n');
             self.pending.clear();
+            self.open_line = false;
         }
     }
 }
@@ -318,6 +326,22 @@ mod tests {
         let (_, err) = demux(&out);
         assert_eq!(err.len(), MAX_PENDING_LINE + 2);
         assert!(err.ends_with(b"xy\n"));
+    }
+
+    #[test]
+    fn a_final_line_flushed_early_still_gets_its_newline() {
+        // However the unterminated last line was cut into early flushes, the stream ends
+        // with the one newline the daemon adds.
+        for tail in [0, 1, 4096] {
+            let mut l = Labeller::new(Stream::Stdout);
+            let mut out = Vec::new();
+            l.push(&vec![b'x'; MAX_PENDING_LINE], &mut out);
+            l.push(&vec![b'x'; tail], &mut out);
+            l.finish(&mut out);
+            let (stdout, _) = demux(&out);
+            assert_eq!(stdout.len(), MAX_PENDING_LINE + tail + 1, "tail {tail}");
+            assert!(stdout.ends_with(b"x\n"), "tail {tail}");
+        }
     }
 
     #[test]
