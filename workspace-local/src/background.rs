@@ -527,7 +527,8 @@ where
 
 /// Wait for both readers to reach end-of-file after the leader exited, for at most
 /// `timeout` of idle pipes: in `hold_unread` mode a reader waiting for its consumer is not
-/// idle, so a slow consumer never loses the end of the output.
+/// idle, so a slow consumer never loses the end of the output (unless the process was
+/// killed).
 async fn drain(shared: &Shared, drained: &mut mpsc::Receiver<()>, timeout: Duration) {
     loop {
         let before = *shared.changes.borrow();
@@ -538,7 +539,13 @@ async fn drain(shared: &Shared, drained: &mut mpsc::Receiver<()>, timeout: Durat
             return;
         };
         let progressed = *shared.changes.borrow() != before;
-        if !progressed && hold.waiting.load(Ordering::SeqCst) == 0 {
+        let killed = shared
+            .leader
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .killed;
+        // A killed process's exit is not held back by a consumer that stopped reading.
+        if killed || (!progressed && hold.waiting.load(Ordering::SeqCst) == 0) {
             return;
         }
     }

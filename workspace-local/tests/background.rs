@@ -355,3 +355,29 @@ async fn hold_unread_still_publishes_the_exit_when_a_child_keeps_the_pipe_idle()
     );
     p.kill().await;
 }
+
+#[tokio::test]
+async fn hold_unread_kill_publishes_the_exit_without_a_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nobody reads: the process fills its buffer and blocks. Kill must still end it and
+    // publish 137 promptly.
+    let p = BackgroundProcess::spawn_with(
+        sh(dir.path(), "yes"),
+        BackgroundOptions {
+            retention: 64 * 1024,
+            drain_timeout: Duration::from_millis(200),
+            hold_unread: true,
+            ..BackgroundOptions::default()
+        },
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    p.kill().await;
+    assert_eq!(p.exit_code(), Some(137));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
