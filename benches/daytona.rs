@@ -161,6 +161,19 @@ fn orchestrate() -> dt::Result<()> {
     runtime.block_on(run(quick))
 }
 
+/// Round trips against `emulator`, with a Node worker of their own: each worker deletes its
+/// one setup sandbox when it quits.
+async fn round_trips(
+    emulator: &EmulatorProcess,
+    sizes: dt::round_trip::Sizes,
+) -> dt::Result<Vec<FlowSamples>> {
+    let mut node = NodeWorker::spawn(&emulator.api_url()).await?;
+    let samples =
+        dt::round_trip::measure(emulator.base_url(), emulator.pid(), &mut node, sizes).await?;
+    node.quit().await?;
+    Ok(samples)
+}
+
 struct Figures {
     local: LocalRatios,
     demux: Vec<DemuxFigure>,
@@ -189,34 +202,15 @@ async fn run(quick: bool) -> dt::Result<()> {
     let emulator = EmulatorProcess::spawn(Isolation::Host).await?;
     let api_url = emulator.api_url();
     let measured = async {
-        let mut node = NodeWorker::spawn(&api_url).await?;
         println!("round trips…");
-        let round_trip = dt::round_trip::measure(
-            emulator.base_url(),
-            emulator.pid(),
-            &mut node,
-            sizes.round_trip,
-        )
-        .await?;
+        let round_trip = round_trips(&emulator, sizes.round_trip).await?;
         println!(
             "round trips, {} ms added per toolbox request…",
             FAR_DELAY.as_millis()
         );
-        node.quit().await?;
-        let round_trip_far = {
-            let mut node = NodeWorker::spawn(&api_url).await?;
-            let delay = dt::emulator::ToolboxDelay::install(emulator.base_url(), FAR_DELAY).await?;
-            let samples = dt::round_trip::measure(
-                emulator.base_url(),
-                emulator.pid(),
-                &mut node,
-                sizes.round_trip_far,
-            )
-            .await?;
-            delay.remove().await?;
-            node.quit().await?;
-            samples
-        };
+        let delay = dt::emulator::ToolboxDelay::install(emulator.base_url(), FAR_DELAY).await?;
+        let round_trip_far = round_trips(&emulator, sizes.round_trip_far).await?;
+        delay.remove().await?;
         let mut node = NodeWorker::spawn(&api_url).await?;
         println!("create → first output…");
         let create_first =
@@ -240,19 +234,7 @@ async fn run(quick: bool) -> dt::Result<()> {
     let round_trip_bwrap = if Isolation::bubblewrap_works().await {
         println!("round trips, bubblewrap-confined emulator…");
         let emulator = EmulatorProcess::spawn(Isolation::Bubblewrap).await?;
-        let measured = async {
-            let mut node = NodeWorker::spawn(&emulator.api_url()).await?;
-            let samples = dt::round_trip::measure(
-                emulator.base_url(),
-                emulator.pid(),
-                &mut node,
-                sizes.round_trip_bwrap,
-            )
-            .await?;
-            node.quit().await?;
-            Ok::<_, dt::BoxError>(samples)
-        }
-        .await;
+        let measured = round_trips(&emulator, sizes.round_trip_bwrap).await;
         let stopped = emulator.stop().await;
         let samples = measured?;
         stopped?;

@@ -285,10 +285,7 @@ impl BackgroundProcess {
                 }
             };
             let code = {
-                let mut leader = reaper_shared
-                    .leader
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner());
+                let mut leader = lock(&reaper_shared.leader);
                 let code = if leader.killed { EXIT_KILLED } else { raw };
                 leader.code = Some(code);
                 code
@@ -424,7 +421,7 @@ impl BackgroundProcess {
     /// of its group still running are killed).
     pub async fn kill(&self) {
         {
-            let mut leader = self.shared.leader.lock().unwrap_or_else(|p| p.into_inner());
+            let mut leader = lock(&self.shared.leader);
             if leader.code.is_none() {
                 leader.killed = true;
             }
@@ -539,11 +536,7 @@ async fn drain(shared: &Shared, drained: &mut mpsc::Receiver<()>, timeout: Durat
             return;
         };
         let progressed = *shared.changes.borrow() != before;
-        let killed = shared
-            .leader
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .killed;
+        let killed = lock(&shared.leader).killed;
         // A killed process's exit is not held back by a consumer that stopped reading.
         if killed || (!progressed && hold.waiting.load(Ordering::SeqCst) == 0) {
             return;
@@ -551,7 +544,7 @@ async fn drain(shared: &Shared, drained: &mut mpsc::Receiver<()>, timeout: Durat
     }
 }
 
-/// A ring's lock; a reader that panicked mid-push leaves it usable.
-fn lock(ring: &Mutex<OffsetRing>) -> std::sync::MutexGuard<'_, OffsetRing> {
-    ring.lock().unwrap_or_else(|p| p.into_inner())
+/// A lock that a task panicking while holding it leaves usable (a ring mid-push, the leader).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -10,7 +10,7 @@ use crate::error::DaytonaError;
 use crate::sandbox::Sandbox;
 
 use super::classify::{Class, classify};
-use super::sandbox::Shared;
+use super::sandbox::{Attached, Shared};
 
 /// First pause between two state polls; grows by half up to [`MAX_POLL`].
 const FIRST_POLL: Duration = Duration::from_millis(100);
@@ -198,10 +198,18 @@ impl Shared {
         let Some(attached) = self.current() else {
             return Ok(());
         };
+        let stopped = self.stop_attached(&attached).await;
+        if stopped.is_ok() {
+            // Its sessions went with it.
+            attached.spare.close();
+        }
+        stopped
+    }
+
+    async fn stop_attached(&self, attached: &Attached) -> Result<()> {
         let deadline = Instant::now() + self.teardown_timeout();
         let mut sb = attached.sandbox.clone();
         let Err(err) = through_transitions(&mut sb, Teardown::Stop, deadline).await else {
-            attached.spare.close();
             return Ok(());
         };
         let mut probe = attached.sandbox.clone();
@@ -212,13 +220,9 @@ impl Shared {
                     Some(SandboxState::Stopped | SandboxState::Archived | SandboxState::Destroyed)
                 ) =>
             {
-                attached.spare.close();
                 Ok(())
             }
-            Err(e) if e.is_not_found() => {
-                attached.spare.close();
-                Ok(())
-            }
+            Err(e) if e.is_not_found() => Ok(()),
             _ => Err(match err {
                 DaytonaError::WaitTimeout { .. } => SandboxError::Timeout {
                     phase: TimeoutPhase::Stop,

@@ -78,24 +78,21 @@ pub(crate) fn refill(attached: &Arc<Attached>) {
                 None
             }
         };
-        let (unwanted, closed) = {
+        let unwanted = {
             let mut state = lock(&attached.spare.state);
             state.filling = false;
             match guard {
                 Some(guard) if !state.closed && state.ready.is_none() => {
                     state.ready = Some(guard);
-                    (None, false)
+                    None
                 }
-                other => (other, state.closed),
+                other => other.map(|guard| (guard, state.closed)),
             }
         };
-        // Outside the lock: dropping a guard starts its delete.
-        if let Some(guard) = unwanted {
-            if closed {
-                guard.keep();
-            } else {
-                drop(guard);
-            }
+        // Outside the lock: a guard dropped here starts its delete, unless the sandbox (and
+        // the session with it) is gone.
+        if let Some((guard, true)) = unwanted {
+            guard.keep();
         }
     });
 }
