@@ -138,9 +138,9 @@ pub async fn measure(quick: bool) -> Result<(String, LocalRatios), Box<dyn std::
                      | stream stdout, median | unisolated: {um:.0} MB/s | {ism:.0} MB/s | **{sr:.2}×** throughput | |\n\
                      | probe (once per process), median | | {probe:?} | | |\n\
                      | first start of a sandbox (namespaces made) | | {start:?} | | |\n\n\
-                     The raw reference starts a fresh `bwrap` with the sandbox's namespaces (user, PID, \
-                     IPC, UTS, network) and a comparable mount set per command, as a \
-                     bwrap-per-command design would. The sandbox makes its namespaces once per \
+                     The raw reference starts a fresh `bwrap` with the sandbox's own namespaces and \
+                     mount set (`isolation::bwrap_args`) per command, as a bwrap-per-command \
+                     design would. The sandbox makes its namespaces once per \
                      start (a holder process) and each command enters them with `nsenter` in a \
                      new session, so a command costs an `nsenter` and a shell, not a namespace \
                      and mount setup. The probe runs once per process and `bwrap` setting, \
@@ -237,51 +237,13 @@ impl Isolated {
             .isolation(Isolation::Required)
             .build()?;
         sandbox.start().await?;
-        let root = sandbox
-            .root()
-            .canonicalize()?
-            .to_string_lossy()
-            .into_owned();
-        let mut raw_args: Vec<String> = [
-            "--unshare-user",
-            "--unshare-pid",
-            "--unshare-ipc",
-            "--unshare-uts",
-            "--unshare-net",
-            "--die-with-parent",
-        ]
-        .map(String::from)
-        .to_vec();
-        if nix::unistd::geteuid().is_root() {
-            raw_args.extend(["--uid", "1000", "--gid", "1000"].map(String::from));
-        }
-        raw_args.extend(
-            [
-                "--ro-bind",
-                "/",
-                "/",
-                "--dev",
-                "/dev",
-                "--proc",
-                "/proc",
-                "--tmpfs",
-                "/tmp",
-                "--tmpfs",
-                "/run",
-                "--tmpfs",
-                "/home",
-                "--bind",
-                &root,
-                &root,
-                "--chdir",
-                &root,
-                "--",
-                "sh",
-                "-c",
-                "true",
-            ]
-            .map(String::from),
-        );
+        // The very mount set and namespaces the sandbox's holder gets, made per command.
+        let root = sandbox.root().canonicalize()?;
+        let mut raw_args: Vec<String> = isolation::bwrap_args(&root, false)
+            .into_iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        raw_args.extend(["--", "sh", "-c", "true"].map(String::from));
         Ok(Some(Isolated { sandbox, raw_args }))
     }
 }

@@ -4,8 +4,8 @@
 //!
 //! ## The bubblewrap tier (Linux)
 //!
-//! When a sandbox starts, one long-lived `bwrap` process (the *holder*, see
-//! [`crate::namespace`]) creates the sandbox's namespaces: its own user, PID, IPC and UTS
+//! When a sandbox starts, one long-lived `bwrap` process (the *holder*, see the private
+//! `namespace` module) creates the sandbox's namespaces: its own user, PID, IPC and UTS
 //! namespaces, and its own network namespace (only a loopback device) unless the network is
 //! allowed. Every command and background process then enters that namespace set with `nsenter`
 //! in a new session, so commands of one sandbox see each other's processes (a server started in
@@ -20,8 +20,9 @@
 //!   the configured writable paths are writable; configured readable paths are re-exposed
 //!   read-only where a mask would hide them;
 //! - `/tmp`, `/var/tmp` and `/run` are private and empty (host sockets under `/run`, the
-//!   docker socket among them, are out of reach); `/dev` holds only the safe devices; `/proc`
-//!   shows the sandbox's own processes;
+//!   docker socket among them, are out of reach); `/dev` holds only `null`, `zero`, `full`,
+//!   `random`, `urandom`, `tty` and a private `shm` (no pseudo-terminals); `/proc` shows the
+//!   sandbox's own processes;
 //! - home directories (`$HOME`, the user's passwd home, `/root`, `/home`) are empty, so
 //!   `~/.ssh`, `~/.aws` and `~/.config` cannot be read unless explicitly allowed;
 //! - when this process runs as root, commands run as uid/gid 1000 inside (root's files appear
@@ -208,9 +209,9 @@ impl Confinement {
             let id = ROOT_MAPPED_ID.to_string();
             args.extend(["--uid", &id, "--gid", &id].map(OsString::from));
         }
-        args.extend(
-            ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"].map(OsString::from),
-        );
+        args.extend(["--ro-bind", "/", "/"].map(OsString::from));
+        args.extend(dev_args());
+        args.extend(["--proc", "/proc"].map(OsString::from));
 
         let allowed: Vec<&PathBuf> = std::iter::once(&self.root)
             .chain(&self.writable)
@@ -294,6 +295,30 @@ impl Confinement {
     }
 }
 
+/// A minimal `/dev`, built by hand rather than with bwrap's `--dev`: mounting a devpts needs
+/// uid 0 in the sandbox's user namespace, so for an unprivileged caller `--dev` makes bwrap
+/// nest a second user namespace, and `nsenter` from outside can then enter the user namespace
+/// but none of the namespaces the outer one owns. The cost: no pseudo-terminals inside.
+fn dev_args() -> Vec<OsString> {
+    let mut args: Vec<OsString> = vec!["--tmpfs".into(), "/dev".into()];
+    for dev in ["null", "zero", "full", "random", "urandom", "tty"] {
+        let path = format!("/dev/{dev}");
+        if Path::new(&path).exists() {
+            args.extend(["--dev-bind".into(), path.clone().into(), path.into()]);
+        }
+    }
+    for (target, link) in [
+        ("/proc/self/fd", "/dev/fd"),
+        ("/proc/self/fd/0", "/dev/stdin"),
+        ("/proc/self/fd/1", "/dev/stdout"),
+        ("/proc/self/fd/2", "/dev/stderr"),
+    ] {
+        args.extend(["--symlink".into(), target.into(), link.into()]);
+    }
+    args.extend(["--tmpfs".into(), "/dev/shm".into()]);
+    args
+}
+
 fn depth(p: &Path) -> usize {
     p.components().count()
 }
@@ -311,6 +336,20 @@ pub(crate) fn host_homes() -> Vec<PathBuf> {
     homes.retain(|h| h.is_absolute());
     homes.dedup();
     homes
+}
+
+/// The `bwrap` options (everything before `--`) a sandbox with this canonical root, the default
+/// hidden homes and no extra paths starts its namespaces with. For diagnostics, and for
+/// benchmarks that compare with a raw `bwrap` run over the same mount set.
+pub fn bwrap_args(root: &Path, network: bool) -> Vec<OsString> {
+    Confinement {
+        root: root.to_path_buf(),
+        writable: Vec::new(),
+        readable: Vec::new(),
+        homes: host_homes(),
+        network,
+    }
+    .bwrap_args()
 }
 
 /// The outcome of one probe.

@@ -675,3 +675,87 @@ fn the_probe_reports_its_tier_and_cost() {
         Some("bwrap not found at /nonexistent/bwrap")
     );
 }
+
+/// Set in the child that [`isolation_works_for_an_unprivileged_user`] re-runs as `nobody`.
+const UNPRIVILEGED_CHILD: &str = "WS_ISOLATION_UNPRIVILEGED_CHILD";
+
+/// The common case on a laptop: the caller is not root, so bubblewrap runs unprivileged and the
+/// sandbox's namespaces belong to a user namespace the caller made. Run as root (as CI does),
+/// this test re-runs itself as `nobody` (uid 65534) and checks the isolated sandbox there.
+#[test]
+fn isolation_works_for_an_unprivileged_user() {
+    use std::os::unix::process::CommandExt;
+
+    if std::env::var_os(UNPRIVILEGED_CHILD).is_some() {
+        unprivileged_child();
+        return;
+    }
+    if !nix::unistd::geteuid().is_root() {
+        // Already unprivileged: every other test of this file is this test.
+        return;
+    }
+    let scratch = tempfile::Builder::new()
+        .prefix("ws-unprivileged-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::fs::set_permissions(scratch.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new(&exe)
+        .args([
+            "--exact",
+            "isolation_works_for_an_unprivileged_user",
+            "--nocapture",
+        ])
+        .env(UNPRIVILEGED_CHILD, "1")
+        .env("HOME", scratch.path())
+        .env("TMPDIR", scratch.path())
+        .uid(65534)
+        .gid(65534)
+        .output();
+    let out = match out {
+        Ok(out) => out,
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            // The test binary lies where `nobody` cannot reach it (a checkout under /root).
+            eprintln!(
+                "skipped: {} is not executable by nobody: {e}",
+                exe.display()
+            );
+            return;
+        }
+        Err(e) => panic!("re-running as nobody: {e}"),
+    };
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "as nobody:\n{text}");
+    assert!(text.contains("unprivileged isolation checked"), "{text}");
+}
+
+fn unprivileged_child() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        assert_ne!(nix::unistd::geteuid().as_raw(), 0);
+        let s = LocalSandbox::builder()
+            .isolation(Isolation::Required)
+            .build()
+            .unwrap_or_else(|e| panic!("isolated sandbox as nobody: {e}"));
+        let outside = PathBuf::from("/tmp").join(unique("ws-unpriv-escape"));
+        let r = sh(
+            &s,
+            r#"id -u; printf in > inside.txt; cat inside.txt; printf x > "$OUT" 2>/dev/null; grep CapEff /proc/self/status"#,
+            &[("OUT", outside.to_str().unwrap())],
+        )
+        .await;
+        assert!(r.stdout.starts_with("65534\nin"), "{r:?}");
+        assert!(r.stdout.contains("CapEff:\t0000000000000000"), "{r:?}");
+        assert!(!outside.exists(), "wrote the host's /tmp");
+        let marker = testkit::unique_marker();
+        sh(&s, &format!("setsid sh -c 'exec {marker}' </dev/null >/dev/null 2>&1 &"), &[]).await;
+        assert!(wait_for_host(&marker, true, Duration::from_secs(5)).await);
+        s.destroy().await.unwrap();
+        assert!(wait_for_host(&marker, false, Duration::from_secs(5)).await);
+        println!("unprivileged isolation checked");
+    });
+}
