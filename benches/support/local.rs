@@ -97,15 +97,19 @@ pub async fn measure(quick: bool) -> Result<(String, LocalRatios), Box<dyn std::
     let mut ours_tp = Vec::new();
     let mut iso_tp = Vec::new();
     for i in 0..sizes.stream_rounds {
+        // Odd rounds run the three in reverse order, so drift hits each alike.
         if i % 2 == 0 {
             raw_tp.push(raw_stream(sizes.stream_bytes).await?);
-            ours_tp.push(sandbox_stream(&sandbox, sizes.stream_bytes).await?);
-        } else {
-            ours_tp.push(sandbox_stream(&sandbox, sizes.stream_bytes).await?);
-            raw_tp.push(raw_stream(sizes.stream_bytes).await?);
         }
-        if let Some(iso) = &iso {
+        if let (Some(iso), 1) = (&iso, i % 2) {
             iso_tp.push(sandbox_stream(&iso.sandbox, sizes.stream_bytes).await?);
+        }
+        ours_tp.push(sandbox_stream(&sandbox, sizes.stream_bytes).await?);
+        if let (Some(iso), 0) = (&iso, i % 2) {
+            iso_tp.push(sandbox_stream(&iso.sandbox, sizes.stream_bytes).await?);
+        }
+        if i % 2 == 1 {
+            raw_tp.push(raw_stream(sizes.stream_bytes).await?);
         }
     }
     sandbox.destroy().await?;
@@ -131,7 +135,8 @@ pub async fn measure(quick: bool) -> Result<(String, LocalRatios), Box<dyn std::
             IsoFigures {
                 spawn_ratio: Some(ratio),
                 text: format!(
-                    "\n### Isolation (bubblewrap)\n\n                     | measure | reference | isolated `LocalSandbox` | ratio | target |\n\
+                    "\n### Isolation (bubblewrap)\n\n\
+                     | measure | reference | isolated `LocalSandbox` | ratio | target |\n\
                      |---|---|---|---|---|\n\
                      | `true` round trip, median | raw `bwrap … sh -c true`: {bm:?} | {im:?} | **{ratio:.2}×** time | ≤ 1.3× |\n\
                      | `true` round trip, p99 | {bp:?} | {ip:?} | {p99r:.2}× | |\n\

@@ -124,7 +124,62 @@ impl Default for LocalSandboxBuilder {
     }
 }
 
+/// Environment variables [`LocalSandboxBuilder::from_env`] reads.
+pub const ENV_ISOLATION: &str = "WORKSPACE_LOCAL_ISOLATION";
+/// See [`ENV_ISOLATION`].
+pub const ENV_NETWORK: &str = "WORKSPACE_LOCAL_NETWORK";
+/// See [`ENV_ISOLATION`].
+pub const ENV_BWRAP: &str = "WORKSPACE_LOCAL_BWRAP";
+
 impl LocalSandboxBuilder {
+    /// The defaults, then what the environment sets: `WORKSPACE_LOCAL_ISOLATION` (`none`,
+    /// `auto` or `required`), `WORKSPACE_LOCAL_NETWORK` (`true`/`false`, `1`/`0`) and
+    /// `WORKSPACE_LOCAL_BWRAP` (the bubblewrap program). A value that does not parse is
+    /// [`SandboxError::InvalidArgument`] naming the variable.
+    ///
+    /// ```
+    /// use workspace_local::LocalSandboxBuilder;
+    /// let sandbox = LocalSandboxBuilder::from_env().unwrap().build().unwrap();
+    /// # drop(sandbox);
+    /// ```
+    pub fn from_env() -> Result<Self> {
+        Self::default().with_env(
+            std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+        )
+    }
+
+    /// [`LocalSandboxBuilder::from_env`] over given variables.
+    fn with_env(mut self, vars: impl Iterator<Item = (String, String)>) -> Result<Self> {
+        for (key, value) in vars {
+            match key.as_str() {
+                ENV_ISOLATION => {
+                    self.isolation = Isolation::parse(&value).map_err(|_| {
+                        SandboxError::invalid(
+                            ENV_ISOLATION,
+                            format!("expected none, auto or required, got {value:?}"),
+                        )
+                    })?;
+                }
+                ENV_NETWORK => {
+                    self.network = match value.trim().to_ascii_lowercase().as_str() {
+                        "1" | "true" | "yes" | "on" => true,
+                        "0" | "false" | "no" | "off" => false,
+                        _ => {
+                            return Err(SandboxError::invalid(
+                                ENV_NETWORK,
+                                format!("expected true or false, got {value:?}"),
+                            ));
+                        }
+                    };
+                }
+                ENV_BWRAP if !value.is_empty() => self.bwrap_path = Some(value.into()),
+                _ => {}
+            }
+        }
+        Ok(self)
+    }
+
     /// Use this existing directory as the root (working directory and file API root). It is never
     /// deleted by the sandbox. Default: a fresh temporary directory, removed on `destroy`.
     pub fn root(mut self, root: impl Into<PathBuf>) -> Self {
@@ -1034,6 +1089,39 @@ mod tests {
     fn durations_read_naturally() {
         assert_eq!(format_duration(Duration::from_secs(300)), "300s");
         assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
+    }
+
+    #[test]
+    fn settings_come_from_the_environment() {
+        let vars = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+                .into_iter()
+        };
+        let b = LocalSandboxBuilder::default()
+            .with_env(vars(&[
+                (ENV_ISOLATION, "required"),
+                (ENV_NETWORK, "1"),
+                (ENV_BWRAP, "/opt/bwrap"),
+                ("UNRELATED", "x"),
+            ]))
+            .expect("valid settings");
+        assert_eq!(b.isolation, Isolation::Required);
+        assert!(b.network);
+        assert_eq!(b.bwrap_path.as_deref(), Some(Path::new("/opt/bwrap")));
+        let defaults = LocalSandboxBuilder::default()
+            .with_env(vars(&[]))
+            .expect("nothing set");
+        assert_eq!(defaults.isolation, Isolation::Auto);
+        assert!(!defaults.network);
+        for (key, value) in [(ENV_ISOLATION, "strict"), (ENV_NETWORK, "maybe")] {
+            match LocalSandboxBuilder::default().with_env(vars(&[(key, value)])) {
+                Err(SandboxError::InvalidArgument { field, .. }) => assert_eq!(field, key),
+                other => panic!("{key}={value}: {other:?}"),
+            }
+        }
     }
 
     #[test]
