@@ -353,7 +353,7 @@ fn round_trip_table(s: &mut String, samples: &[FlowSamples], judged: bool) {
         );
     }
     let rp = flow(samples, Flow::RustProvider);
-    let rn = flow(samples, Flow::RustProviderNoSpare);
+    let rn = flow(samples, Flow::RustProviderPerCommand);
     let ts = flow(samples, Flow::TsSession);
     let t1 = flow(samples, Flow::TsOneShot);
     let r1 = flow(samples, Flow::RustOneShot);
@@ -372,7 +372,7 @@ fn round_trip_table(s: &mut String, samples: &[FlowSamples], judged: bool) {
          | streamed p50: `execute_command` ÷ TS session flow | **{lat_ratio:.2}×** | {} |\n\
          | streamed client CPU / command | **{cpu_ratio:.2}×** | {} |\n\
          | streamed p99 | {:.2}× | |\n\
-         | streamed p50 with `spare_session(false)` ÷ TS session flow | {:.2}× | |\n\
+         | streamed p50 with `resident_shell(false)` ÷ TS session flow | {:.2}× | |\n\
          | one-shot p50: `Process::execute` ÷ `executeCommand` | {:.2}× | |\n\
          | one-shot client CPU / command | {:.2}× | |\n\
          | `execute_command` (streamed) p50 ÷ TS `executeCommand` (one-shot) p50 | {:.2}× | |\n",
@@ -427,10 +427,11 @@ fn render(f: &Figures, sizes: &Sizes, node: Option<&str>, quick: bool) -> String
          `getrusage`, including the last command's session delete, which runs in the \
          background; Node: `process.cpuUsage()`). Server CPU is the emulator's, with the shells \
          it ran (10 ms ticks). Requests counted in the emulator's request log over {} more \
-         commands per flow; the Rust provider's four are the exec, the log stream, the session \
-         delete and the next spare session's create, of which only the first two are on the \
-         command's path (the `spare_session(false)` flow waits for its session create too, \
-         and both flows share one sandbox). The emulator runs commands as plain host processes \
+         commands per flow; the Rust provider's one is the input line its resident shell gets \
+         (its log stream stays open), while with `resident_shell(false)` the four are the \
+         exec, the log stream (a new connection each), the session delete and the next spare \
+         session's create, of which only the first two are on the command's path (both flows \
+         share one sandbox). The emulator runs commands as plain host processes \
          here, so a command costs the server about what a daemon's fork and exec cost.\n",
         rt.batch, rt.warmup, rt.counted
     );

@@ -29,6 +29,13 @@ async fn started(url: &str) -> DaytonaSandbox {
     sb
 }
 
+/// A started handle whose every command takes a session of its own (no resident shell).
+async fn started_per_command(url: &str) -> DaytonaSandbox {
+    let sb = builder_for(url).resident_shell(false).build().unwrap();
+    sb.start().await.unwrap();
+    sb
+}
+
 fn follow_connects(emu: &daytona_emulator::EmulatorHandle) -> usize {
     requests(emu, "GET", |p| p.ends_with("/logs")).len()
 }
@@ -48,7 +55,7 @@ fn expected_writer() -> (String, String) {
 #[tokio::test]
 async fn dropped_log_streams_lose_and_repeat_nothing() {
     let emu = emulator().await;
-    let sb = started(&emu.api_url()).await;
+    let sb = started_per_command(&emu.api_url()).await;
     let (want_out, want_err) = expected_writer();
 
     // Mid-stream drops, each later than the last: the follow resumes after what it has.
@@ -115,7 +122,7 @@ async fn dropped_log_streams_lose_and_repeat_nothing() {
 #[tokio::test]
 async fn a_missing_exit_code_is_an_error_not_zero() {
     let emu = emulator().await;
-    let sb = started(&emu.api_url()).await;
+    let sb = started_per_command(&emu.api_url()).await;
     // The command record cannot be read.
     emu.add_fault(FaultRule::status("/toolbox/*/process/session/*/command/*", 404).method("GET"))
         .unwrap();
@@ -279,7 +286,7 @@ async fn a_thousand_commands_leave_no_session() {
 #[tokio::test]
 async fn env_values_never_appear_in_stored_command_text() {
     let emu = emulator().await;
-    let sb = started(&emu.api_url()).await;
+    let sb = started_per_command(&emu.api_url()).await;
     let id = sb.daytona_id().unwrap();
     let secret = "tok-9f8e7d6c5b4a-very-secret";
     let run = sb.execute_command(
@@ -383,7 +390,7 @@ async fn working_directories() {
 #[tokio::test]
 async fn a_command_costs_four_requests_and_reads_no_record() {
     let emu = emulator().await;
-    let sb = started(&emu.api_url()).await;
+    let sb = started_per_command(&emu.api_url()).await;
     sb.run("true").await.unwrap(); // the work dir is looked up once, by the first command
     let before = emu.requests().len();
     for i in 0..5 {
@@ -525,7 +532,7 @@ fn session_creates_since(emu: &daytona_emulator::EmulatorHandle, from: usize) ->
 #[tokio::test]
 async fn the_next_command_runs_in_the_spare_session_and_a_new_one_is_made() {
     let emu = emulator().await;
-    let sb = started(&emu.api_url()).await;
+    let sb = started_per_command(&emu.api_url()).await;
     let id = sb.daytona_id().unwrap();
     assert_eq!(sb.run("echo one").await.unwrap().stdout, "one\n");
     let spare = spare_id(&emu, &id).await;
@@ -553,7 +560,7 @@ async fn the_next_command_runs_in_the_spare_session_and_a_new_one_is_made() {
 #[tokio::test]
 async fn concurrent_commands_share_one_spare_and_make_their_own_sessions() {
     let emu = emulator().await;
-    let sb = started(&emu.api_url()).await;
+    let sb = started_per_command(&emu.api_url()).await;
     let id = sb.daytona_id().unwrap();
     sb.run("true").await.unwrap();
     spare_id(&emu, &id).await;
@@ -587,7 +594,7 @@ async fn concurrent_commands_share_one_spare_and_make_their_own_sessions() {
 #[tokio::test]
 async fn a_spare_lost_to_a_restart_underneath_falls_back_to_a_fresh_session() {
     let emu = emulator().await;
-    let sb = started(&emu.api_url()).await;
+    let sb = started_per_command(&emu.api_url()).await;
     let id = sb.daytona_id().unwrap();
     sb.run("true").await.unwrap();
     let spare = spare_id(&emu, &id).await;
@@ -612,7 +619,7 @@ async fn a_spare_lost_to_a_restart_underneath_falls_back_to_a_fresh_session() {
 #[tokio::test]
 async fn dropping_the_handle_deletes_its_spare_and_the_option_turns_it_off() {
     let emu = emulator().await;
-    let sb = started(&emu.api_url()).await;
+    let sb = started_per_command(&emu.api_url()).await;
     let id = sb.daytona_id().unwrap();
     sb.run("true").await.unwrap();
     spare_id(&emu, &id).await;
@@ -627,6 +634,7 @@ async fn dropping_the_handle_deletes_its_spare_and_the_option_turns_it_off() {
 
     // Reattach with spares off: no session is left between commands.
     let sb = builder_for(&emu.api_url())
+        .resident_shell(false)
         .id(id.clone())
         .spare_session(false)
         .build()

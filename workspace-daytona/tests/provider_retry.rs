@@ -19,8 +19,15 @@ fn starts(emu: &daytona_emulator::EmulatorHandle) -> usize {
     requests(emu, "POST", |p| p.ends_with("/start")).len()
 }
 
+/// Commands submitted: execs in sessions of their own, and input lines sent to a resident
+/// shell (whose own exec, the loop, runs no command).
 fn execs(emu: &daytona_emulator::EmulatorHandle) -> usize {
-    requests(emu, "POST", |p| p.ends_with("/exec")).len()
+    let resident = format!("/session/{}", provider_support::RESIDENT_PREFIX);
+    requests(emu, "POST", |p| {
+        (p.ends_with("/exec") && !p.contains(&resident))
+            || (p.ends_with("/input") && p.contains(&resident))
+    })
+    .len()
 }
 
 #[tokio::test]
@@ -117,9 +124,11 @@ async fn idle_auto_stop_is_survived() {
 #[tokio::test]
 async fn two_failures_in_a_row_surface() {
     let emu = emulator().await;
-    // No spare session: the command's own session create is what must fail twice.
+    // No spare session (nor resident shell): the command's own session create is what must
+    // fail twice.
     let sb = builder_for(&emu.api_url())
         .spare_session(false)
+        .resident_shell(false)
         .build()
         .unwrap();
     // A first command, so that the work dir is known and the session create is what fails.
@@ -159,31 +168,56 @@ async fn a_command_already_running_is_never_rerun() {
     let emu = emulator().await;
     let sb = builder_for(&emu.api_url()).build().unwrap();
     sb.start().await.unwrap();
-    let id = sb.daytona_id().unwrap();
-    let run = sb.execute_command(
-        "echo ran >> runs.txt; sleep 30",
-        &[],
-        ExecuteCommandOptions::new().timeout(Duration::from_secs(60)),
-    );
-    let stop = async {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        emu.stop_sandbox(&id).await.unwrap();
-    };
-    let (r, ()) = tokio::join!(run, stop);
-    match r {
-        Err(SandboxError::Provider {
-            code: Some(ref c),
-            ref message,
-            ..
-        }) if c == "COMMAND_INTERRUPTED" => {
-            assert!(message.contains("not run again"), "{message}");
+    // Twice: the handle's first command runs in a session of its own, a later one on the
+    // resident shell.
+    for round in 1..=2usize {
+        if round == 2 {
+            assert!(sb.run("true").await.unwrap().success);
+            let ready = provider_support::eventually(Duration::from_secs(10), || {
+                !requests(&emu, "GET", |p| {
+                    p.contains(&format!("/session/{}", provider_support::RESIDENT_PREFIX))
+                        && p.ends_with("/logs")
+                })
+                .is_empty()
+            })
+            .await;
+            assert!(ready, "no resident shell was made");
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        other => panic!("expected an interrupted-command error, got {other:?}"),
+        let id = sb.daytona_id().unwrap();
+        let execs_before = execs(&emu);
+        let run = sb.execute_command(
+            "echo ran >> runs.txt; sleep 30",
+            &[],
+            ExecuteCommandOptions::new().timeout(Duration::from_secs(60)),
+        );
+        let stop = async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            emu.stop_sandbox(&id).await.unwrap();
+        };
+        let (r, ()) = tokio::join!(run, stop);
+        match r {
+            Err(SandboxError::Provider {
+                code: Some(ref c),
+                ref message,
+                ..
+            }) if c == "COMMAND_INTERRUPTED" => {
+                assert!(
+                    message.contains("not run again"),
+                    "round {round}: {message}"
+                );
+            }
+            other => panic!("round {round}: expected an interrupted-command error, got {other:?}"),
+        }
+        assert_eq!(
+            execs(&emu) - execs_before,
+            1,
+            "round {round}: the command was submitted once"
+        );
+        // The next command restarts the sandbox, and shows the first ran exactly once.
+        let r = sb.run("cat runs.txt").await.unwrap();
+        assert_eq!(r.stdout, "ran\n".repeat(round), "round {round}");
     }
-    assert_eq!(execs(&emu), 1, "the command was submitted once");
-    // The next command restarts the sandbox, and shows the first ran exactly once.
-    let r = sb.run("cat runs.txt").await.unwrap();
-    assert_eq!(r.stdout, "ran\n");
     sb.destroy().await.unwrap();
     emu.shutdown().await;
 }

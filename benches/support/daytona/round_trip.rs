@@ -31,8 +31,9 @@ const SETTLE: Duration = Duration::from_millis(30);
 pub enum Flow {
     /// `DaytonaSandbox::execute_command`, streamed.
     RustProvider,
-    /// The same with `spare_session(false)`: a session created per command on its path.
-    RustProviderNoSpare,
+    /// The same with `resident_shell(false)`: a session (the spare) and a log WebSocket per
+    /// command, the path before the resident shell.
+    RustProviderPerCommand,
     /// The TypeScript SDK's streamed session flow.
     TsSession,
     /// The TypeScript SDK's `executeCommand`.
@@ -45,7 +46,7 @@ impl Flow {
     /// Every flow, in table order.
     pub const ALL: [Flow; 5] = [
         Flow::RustProvider,
-        Flow::RustProviderNoSpare,
+        Flow::RustProviderPerCommand,
         Flow::TsSession,
         Flow::TsOneShot,
         Flow::RustOneShot,
@@ -55,8 +56,8 @@ impl Flow {
     pub fn label(self) -> &'static str {
         match self {
             Flow::RustProvider => "Rust `DaytonaSandbox::execute_command` (streamed)",
-            Flow::RustProviderNoSpare => {
-                "Rust `execute_command`, `spare_session(false)` (streamed)"
+            Flow::RustProviderPerCommand => {
+                "Rust `execute_command`, `resident_shell(false)` (streamed)"
             }
             Flow::TsSession => "TS SDK session flow (streamed)",
             Flow::TsOneShot => "TS SDK `executeCommand` (one-shot)",
@@ -112,7 +113,7 @@ pub struct Sizes {
 
 struct Subjects<'a> {
     provider: &'a DaytonaSandbox,
-    no_spare: &'a DaytonaSandbox,
+    per_command: &'a DaytonaSandbox,
     oneshot: &'a Sandbox,
     node: &'a mut NodeWorker,
 }
@@ -121,7 +122,7 @@ impl Subjects<'_> {
     async fn batch(&mut self, flow: Flow, n: usize) -> Result<Batch> {
         match flow {
             Flow::RustProvider => rust_batch(n, || provider_once(self.provider)).await,
-            Flow::RustProviderNoSpare => rust_batch(n, || provider_once(self.no_spare)).await,
+            Flow::RustProviderPerCommand => rust_batch(n, || provider_once(self.per_command)).await,
             Flow::RustOneShot => rust_batch(n, || oneshot_once(self.oneshot)).await,
             Flow::TsSession => self.node.batch("flow", n, COMMAND).await,
             Flow::TsOneShot => self.node.batch("oneshot", n, COMMAND).await,
@@ -142,19 +143,19 @@ pub async fn measure(
         .label("bench", "round-trip")
         .build()?;
     provider.start().await?;
-    // A second handle on the same sandbox, without the spare session.
-    let no_spare = DaytonaSandbox::builder()
+    // A second handle on the same sandbox, with a session per command.
+    let per_command = DaytonaSandbox::builder()
         .api_url(format!("{base_url}/api"))
         .api_key(API_KEY)
         .id(provider.daytona_id().unwrap_or_default())
-        .spare_session(false)
+        .resident_shell(false)
         .build()?;
-    no_spare.start().await?;
+    per_command.start().await?;
     let oneshot = provider.daytona()?;
     node.setup().await?;
     let mut subjects = Subjects {
         provider: &provider,
-        no_spare: &no_spare,
+        per_command: &per_command,
         oneshot: &oneshot,
         node,
     };

@@ -16,6 +16,7 @@ mod files;
 mod git;
 mod git_parse;
 mod process;
+mod process_tree;
 mod pty;
 mod pty_routes;
 mod runtime;

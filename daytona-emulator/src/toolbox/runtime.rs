@@ -473,7 +473,16 @@ impl Session {
         self.ended.cancel();
         let commands = lock(&self.commands).clone();
         let processes: Vec<_> = commands.iter().filter_map(|c| c.process()).collect();
+        // Found before the group goes: once their parents die, escaped descendants are
+        // reparented and can no longer be told apart.
+        let escaped: Vec<u32> = processes
+            .iter()
+            .filter_map(|p| p.pid())
+            .flat_map(super::process_tree::descendants)
+            .collect();
+        super::process_tree::signal_all(&escaped, nix::sys::signal::Signal::SIGTERM);
         futures::future::join_all(processes.iter().map(|p| p.kill())).await;
+        super::process_tree::signal_all(&escaped, nix::sys::signal::Signal::SIGKILL);
         let tasks = std::mem::take(&mut *lock(&self.tasks));
         for task in tasks {
             if tokio::time::timeout(TASK_SETTLE, task).await.is_err() {

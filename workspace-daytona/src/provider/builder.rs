@@ -84,6 +84,7 @@ pub struct DaytonaSandboxBuilder {
     pub(crate) interval_unit: Duration,
     pub(crate) byte_exact_output: bool,
     pub(crate) spare_session: bool,
+    pub(crate) resident_shell: bool,
 }
 
 impl fmt::Debug for DaytonaSandboxBuilder {
@@ -120,6 +121,7 @@ impl fmt::Debug for DaytonaSandboxBuilder {
             .field("interval_unit", &self.interval_unit)
             .field("byte_exact_output", &self.byte_exact_output)
             .field("spare_session", &self.spare_session)
+            .field("resident_shell", &self.resident_shell)
             .finish()
     }
 }
@@ -155,6 +157,7 @@ impl Default for DaytonaSandboxBuilder {
             interval_unit: Duration::from_secs(60),
             byte_exact_output: false,
             spare_session: true,
+            resident_shell: true,
         }
     }
 }
@@ -365,6 +368,22 @@ impl DaytonaSandboxBuilder {
     /// exists in the sandbox between commands, at the cost of a round trip per command.
     pub fn spare_session(mut self, on: bool) -> Self {
         self.spare_session = on;
+        self
+    }
+
+    /// Run commands on a resident shell once the handle has run one: a long-lived session
+    /// command whose log is followed over one WebSocket kept open, fed one command per input
+    /// request, so a warm command costs one request on a pooled connection and opens no
+    /// connection (a command in a session of its own also opens a WebSocket, a new connection
+    /// each time). Default: on.
+    ///
+    /// Commands with stdin, commands that run while another one has the shell, and every
+    /// command until the shell is ready take the per-command path. What a command leaves
+    /// running in its process group is killed when it exits, as with a session of its own; a
+    /// timeout or cancel kills the command's process group (SIGTERM, two seconds, SIGKILL)
+    /// and the shell goes on. The shell's session is deleted with the handle.
+    pub fn resident_shell(mut self, on: bool) -> Self {
+        self.resident_shell = on;
         self
     }
 

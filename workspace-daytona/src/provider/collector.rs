@@ -112,6 +112,32 @@ impl Collector {
         }
     }
 
+    /// The same for a job of a resident shell: it is fed one stream at a time
+    /// ([`push_stream`](Self::push_stream)), from the job's start marker on, and ignores what
+    /// follows each trailer.
+    pub(crate) fn for_resident_job(mut self) -> Self {
+        self.stdout.stream.end_at_trailer();
+        self.stderr.stream.end_at_trailer();
+        self
+    }
+
+    /// Take bytes of one stream, already split from the log.
+    pub(crate) fn push_stream(&mut self, stream: OutputStream, bytes: &[u8]) {
+        self.consumed += bytes.len() as u64;
+        match stream {
+            OutputStream::Stdout => self.stdout.push(bytes),
+            OutputStream::Stderr => self.stderr.push(bytes),
+        }
+    }
+
+    /// Whether this stream's trailer is in.
+    pub(crate) fn stream_done(&self, stream: OutputStream) -> bool {
+        match stream {
+            OutputStream::Stdout => self.stdout.stream.exit_code().is_some(),
+            OutputStream::Stderr => self.stderr.stream.exit_code().is_some(),
+        }
+    }
+
     /// The command's exit code, once the trailers of both streams are in: all it printed
     /// itself has then been seen.
     pub(crate) fn exit_code(&self) -> Option<i32> {

@@ -21,6 +21,7 @@ use crate::process::Process;
 use crate::sandbox::Sandbox;
 
 use super::collector::Collector;
+use super::resident::{self, Outcome};
 use super::sandbox::{Attached, OpError, Shared};
 use super::script::{self, OutputEncoding, STDIN_EOF_LINE, StdinMode, Wrap};
 use super::session::{SessionGuard, new_session_id};
@@ -68,6 +69,22 @@ pub(crate) async fn run(
         Stdin::Bytes(data) => (StdinMode::Relay, Some(data.clone())),
     };
     shared.touch();
+    if input.is_none() && shared.builder().resident_shell {
+        let attached = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => {
+                return Ok(CommandResult::new(EXIT_KILLED, String::new(), String::new(), Duration::ZERO)
+                    .into_killed());
+            }
+            attached = shared.attached() => attached?,
+        };
+        if let Outcome::Done(result) =
+            resident::run(shared, &attached, &line, &options, &cancel).await
+        {
+            shared.touch();
+            return result;
+        }
+    }
     let launched = tokio::select! {
         biased;
         // Cancelled before the server accepted anything: nothing ran (a session created by
@@ -508,7 +525,7 @@ pub(crate) fn keepalive_period(shared: &Shared, sandbox: &Sandbox) -> Option<Dur
 }
 
 /// Refresh the sandbox's activity every `period` for as long as it is polled.
-async fn keepalive(sandbox: &Sandbox, period: Option<Duration>) -> Infallible {
+pub(crate) async fn keepalive(sandbox: &Sandbox, period: Option<Duration>) -> Infallible {
     let Some(period) = period else {
         return std::future::pending().await;
     };

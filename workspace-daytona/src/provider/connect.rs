@@ -202,6 +202,7 @@ impl Shared {
         if stopped.is_ok() {
             // Its sessions went with it.
             attached.spare.close();
+            attached.resident.close();
         }
         stopped
     }
@@ -246,6 +247,7 @@ impl Shared {
                 return Err(e);
             }
             attached.spare.close();
+            attached.resident.close();
         }
         if self.start_was_attempted()
             && let Some(orphan) = self.find_existing().await?

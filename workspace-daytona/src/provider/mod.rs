@@ -20,6 +20,7 @@ mod files;
 mod info;
 mod output;
 mod processes;
+mod resident;
 mod sandbox;
 mod script;
 mod session;

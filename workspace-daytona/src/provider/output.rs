@@ -36,6 +36,9 @@ struct TrailerScanner {
     /// A possible trailer cut by the end of the last piece.
     held: Vec<u8>,
     code: Option<i32>,
+    /// Bytes after the trailer are dropped instead of passed on (a resident shell's stream,
+    /// where they belong to no command).
+    drop_after: bool,
 }
 
 /// How the bytes at a trailer mark compare with a trailer.
@@ -48,17 +51,23 @@ enum Match {
     Yes { len: usize, code: i32 },
 }
 
+/// `\x1e<tag> <token> `: how a marker of the wrapper for `token` starts.
+pub(crate) fn marker_prefix(tag: &str, token: &str) -> Vec<u8> {
+    let mut prefix = vec![TRAILER_MARK];
+    prefix.extend_from_slice(tag.as_bytes());
+    prefix.push(b' ');
+    prefix.extend_from_slice(token.as_bytes());
+    prefix.push(b' ');
+    prefix
+}
+
 impl TrailerScanner {
     fn new(token: &str) -> Self {
-        let mut prefix = vec![TRAILER_MARK];
-        prefix.extend_from_slice(TRAILER_TAG.as_bytes());
-        prefix.push(b' ');
-        prefix.extend_from_slice(token.as_bytes());
-        prefix.push(b' ');
         TrailerScanner {
-            prefix,
+            prefix: marker_prefix(TRAILER_TAG, token),
             held: Vec::new(),
             code: None,
+            drop_after: false,
         }
     }
 
@@ -76,7 +85,9 @@ impl TrailerScanner {
     fn scan(&mut self, buf: &[u8], emit: &mut impl FnMut(&[u8])) {
         if self.code.is_some() {
             // Past the trailer: what children left behind print is plain data.
-            emit_some(buf, emit);
+            if !self.drop_after {
+                emit_some(buf, emit);
+            }
             return;
         }
         let mut from = 0;
@@ -94,7 +105,9 @@ impl TrailerScanner {
                     emit_some(&buf[from..at], emit);
                     self.code = Some(code);
                     from = at + len;
-                    emit_some(&buf[from..], emit);
+                    if !self.drop_after {
+                        emit_some(&buf[from..], emit);
+                    }
                     return;
                 }
             }
@@ -173,6 +186,12 @@ impl StreamDecoder {
             lines: (encoding == OutputEncoding::Base64).then(LineDecoder::default),
             scratch: Vec::new(),
         }
+    }
+
+    /// From now on, what follows the trailer is dropped: on a resident shell's stream it is
+    /// output the command's leftovers wrote before they were killed, part of no command.
+    pub(crate) fn end_at_trailer(&mut self) {
+        self.trailer.drop_after = true;
     }
 
     /// The exit code the trailer carried, once it has been seen.

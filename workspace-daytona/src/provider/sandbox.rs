@@ -24,6 +24,7 @@ use super::builder::{DaytonaSandboxBuilder, Options};
 use super::classify::{Class, classify};
 use super::files::DaytonaFiles;
 use super::processes::{DaytonaProcesses, ProcessBook};
+use super::resident::ResidentSlot;
 use super::spare::SpareSession;
 use super::{command, info};
 
@@ -39,6 +40,8 @@ pub(crate) struct Attached {
     work_dir: OnceCell<String>,
     /// A command session made ahead of the next command.
     pub(crate) spare: SpareSession,
+    /// The shell that runs warm commands (see [`super::resident`]).
+    pub(crate) resident: ResidentSlot,
 }
 
 impl Attached {
@@ -120,6 +123,7 @@ impl Shared {
             generation,
             work_dir: OnceCell::new(),
             spare: SpareSession::default(),
+            resident: ResidentSlot::default(),
         }));
     }
 
@@ -173,6 +177,7 @@ impl Shared {
                 && attached.generation == generation
             {
                 attached.spare.close();
+                attached.resident.close();
             }
         }
     }
@@ -270,6 +275,12 @@ impl Shared {
 ///   ready for the next, so a command waits only for its exec and its log stream (see
 ///   [`spare_session`](DaytonaSandboxBuilder::spare_session)). Per-command env values travel
 ///   base64 encoded, so they never appear in the command text Daytona stores.
+/// - **Warm commands on a resident shell.** After its first command a handle also makes a
+///   resident shell: one long-lived session command whose log it follows over one WebSocket
+///   kept open. Later commands are sent to it as one input request each and their output
+///   arrives on that socket, so a warm command costs one request on a pooled connection and
+///   opens no connection; the exit code, the timeout and cancel results and the streams are
+///   the same (see [`resident_shell`](DaytonaSandboxBuilder::resident_shell)).
 /// - **Retry once** when an operation finds the sandbox stopped (idle auto-stop) or gone before
 ///   anything was done: start or recreate it, then try again. A command that may already have
 ///   run is never re-run.

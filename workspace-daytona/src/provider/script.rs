@@ -163,6 +163,57 @@ pub(crate) fn build(w: &Wrap<'_>) -> String {
     text
 }
 
+/// What every input line for the resident shell starts with; other lines are ignored.
+const RESIDENT_RUN: &str = "ws-run ";
+/// The word after the opening mark of the marker a resident job prints first.
+pub(crate) const START_TAG: &str = "ws-start";
+
+/// The session command of a resident shell (see [`super::resident`]): a loop that reads one
+/// job per input line (`ws-run <token> <base64 job>`), runs it as a child shell (the leader
+/// of a new session and process group when `setsid` exists, told so by its first argument),
+/// waits for it, kills what it left in its group, as the end of a per-command session would,
+/// and prints the exit trailers with the job's status. A job that ended normally printed its
+/// own first, so these are ignored; they matter when the job's shell itself was killed
+/// (`kill -9 $$`), whose status (137) is then the result, as a local shell reports it. Lines
+/// that are not jobs are skipped, so nothing but a whole job ever runs. Everything here is
+/// shell builtins but the job's shell (and `setsid`, `base64`).
+pub(crate) fn resident_loop() -> String {
+    format!(
+        "__ws_sh=${{BASH:-sh}}; __ws_ss=; command -v setsid >/dev/null 2>&1 && __ws_ss=setsid\n\
+         while IFS= read -r __ws_l; do\n\
+         case $__ws_l in \"{RESIDENT_RUN}\"*) ;; *) continue ;; esac\n\
+         __ws_l=${{__ws_l#{RESIDENT_RUN}}}; __ws_t=${{__ws_l%% *}}\n\
+         __ws_c=$(printf '%s' \"${{__ws_l#* }}\" | base64 -d 2>/dev/null) || continue\n\
+         [ -n \"$__ws_c\" ] || continue\n\
+         $__ws_ss \"$__ws_sh\" -c \"$__ws_c\" ws-job ${{__ws_ss:+1}} < /dev/null & __ws_p=$!\n\
+         wait \"$__ws_p\"; __ws_rc=$?\n\
+         [ -n \"$__ws_ss\" ] && kill -9 -\"$__ws_p\" 2>/dev/null\n\
+         printf '\\036{TRAILER_TAG} %s %d\\036\\n' \"$__ws_t\" \"$__ws_rc\"\n\
+         printf '\\036{TRAILER_TAG} %s %d\\036\\n' \"$__ws_t\" \"$__ws_rc\" >&2\n\
+         done"
+    )
+}
+
+/// The input line that runs `w` in a resident shell. The job first prints a start marker on
+/// both streams (`\x1e ws-start <token> <process group or -> \x1e`), so output its predecessors
+/// left behind is told apart, then runs as [`build`] makes it (whose trailers end it).
+pub(crate) fn resident_input(w: &Wrap<'_>) -> String {
+    let start = format!(
+        "printf '\\036{START_TAG} %s %s\\036\\n' {token} \"$__ws_g\"",
+        token = shell_quote(w.token)
+    );
+    let job = format!(
+        "__ws_g=${{1:-}}; set --; if [ -n \"$__ws_g\" ]; then __ws_g=$$; else __ws_g=-; fi; \
+         {start}; {start} >&2\n{}",
+        build(w)
+    );
+    format!(
+        "{RESIDENT_RUN}{} {}\n",
+        w.token,
+        STANDARD.encode(job.as_bytes())
+    )
+}
+
 /// Input for the relay: `data` as base64 lines of at most [`STDIN_CHUNK`] raw bytes each.
 pub(crate) fn encode_stdin(data: &[u8]) -> Vec<String> {
     data.chunks(STDIN_CHUNK)
@@ -521,5 +572,73 @@ mod tests {
         assert_eq!(user_line("a\nb\nc"), None);
         assert_eq!(encoding_of("a\nb\nc"), None);
         assert!(!relays_stdin("a\nb\nc"));
+    }
+
+    #[test]
+    fn the_resident_loop_runs_only_whole_jobs_marks_them_and_cleans_up_after_them() {
+        let env = BTreeMap::from([("ONLY_HERE".to_string(), "v1".to_string())]);
+        let none = BTreeMap::new();
+        let first = resident_input(&wrap(
+            "echo \"$ONLY_HERE\"; (sleep 30; echo late) & echo \"bg $!\"; printf 'e' >&2; exit 4",
+            &env,
+            "tok-a",
+        ));
+        let second = resident_input(&wrap("echo \"[${ONLY_HERE:-}] $#\"", &none, "tok-b"));
+        let third = resident_input(&wrap("kill -9 $$", &none, "tok-c"));
+        let input = format!("not a job\nws-run tok-x !!notbase64\n{first}{second}{third}");
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(resident_loop())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // Each job: its start marker, its output, its trailer, then the loop's own trailer.
+        let job = |token: &str, text: &str| -> (String, Vec<u8>, Option<i32>) {
+            let start = format!("\x1e{START_TAG} {token} ");
+            let at = text
+                .find(&start)
+                .unwrap_or_else(|| panic!("{token} in {text:?}"));
+            let rest = &text[at + start.len()..];
+            let (group, body) = rest.split_once("\x1e\n").unwrap();
+            let mut d = crate::provider::output::StreamDecoder::new(token, OutputEncoding::Plain);
+            d.end_at_trailer();
+            let mut bytes = Vec::new();
+            d.push(body.as_bytes(), &mut |b: &[u8]| bytes.extend_from_slice(b));
+            (group.to_string(), bytes, d.exit_code())
+        };
+        let (group, out_a, code_a) = job("tok-a", &stdout);
+        assert_eq!(code_a, Some(4));
+        let text = String::from_utf8(out_a).unwrap();
+        assert!(text.starts_with("v1\nbg "), "{text:?}");
+        let bg: u32 = text.trim_start_matches("v1\nbg ").trim().parse().unwrap();
+        let (_, err_a, _) = job("tok-a", &stderr);
+        assert_eq!(err_a, b"e");
+        // The job's own group (setsid) and what it left in it are gone once it is done.
+        assert!(group.parse::<u32>().is_ok(), "{group:?}");
+        assert!(
+            !std::path::Path::new(&format!("/proc/{bg}")).exists()
+                || std::fs::read_to_string(format!("/proc/{bg}/stat"))
+                    .is_ok_and(|s| s.contains(") Z")),
+            "the background child survived"
+        );
+        assert!(!stdout.contains("late"));
+        // Env of one job does not reach the next, nor do its positional parameters.
+        let (_, out_b, code_b) = job("tok-b", &stdout);
+        assert_eq!((out_b.as_slice(), code_b), (&b"[] 0\n"[..], Some(0)));
+        // A job whose shell is killed gets its status from the loop.
+        let (_, out_c, code_c) = job("tok-c", &stdout);
+        assert_eq!((out_c.as_slice(), code_c), (&b""[..], Some(137)));
+        assert!(out.status.success(), "the loop ends with its input");
     }
 }

@@ -86,22 +86,42 @@ pub async fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bo
     }
 }
 
+/// Prefix of a handle's resident shell session.
+pub const RESIDENT_PREFIX: &str = "ws-sh-";
+
 /// `(sessions that ran a command, live process groups)` of a sandbox in the emulator: what a
 /// command or process left behind. The idle spare session a handle keeps ready is not counted
-/// (see [`idle_sessions`]).
+/// (see [`idle_sessions`]), nor its resident shell: its session and the loop's process group
+/// (see [`resident_sessions`]).
 pub fn runtime_load(emu: &EmulatorHandle, daytona_id: &str) -> (usize, usize) {
     match emu.state().runtime(daytona_id) {
         Some(rt) => {
             let snap = rt.snapshot();
+            let resident = snap
+                .sessions
+                .iter()
+                .filter(|s| s.id.starts_with(RESIDENT_PREFIX))
+                .count();
             let used = snap
                 .sessions
                 .iter()
-                .filter(|s| !s.commands.is_empty())
+                .filter(|s| !s.commands.is_empty() && !s.id.starts_with(RESIDENT_PREFIX))
                 .count();
-            (used, snap.live_processes)
+            (used, snap.live_processes.saturating_sub(resident))
         }
         None => (0, 0),
     }
+}
+
+/// Resident shell sessions of a sandbox in the emulator.
+pub fn resident_sessions(emu: &EmulatorHandle, daytona_id: &str) -> usize {
+    emu.state().runtime(daytona_id).map_or(0, |rt| {
+        rt.snapshot()
+            .sessions
+            .iter()
+            .filter(|s| s.id.starts_with(RESIDENT_PREFIX))
+            .count()
+    })
 }
 
 /// Sessions of a sandbox in the emulator that never ran a command (a handle's spare).

@@ -1,0 +1,88 @@
+//! The processes below a session command, found through `/proc`, so that deleting a session
+//! also stops what left the command's process group (`setsid`, `setpgid`), as the daemon's
+//! session delete does: it signals the group, then walks the process tree for descendants
+//! that escaped it (`apps/daemon/pkg/session/delete.go`, v0.190.0).
+
+use std::collections::HashMap;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// Every live descendant of `root` (children, their children, …), parents first.
+pub(crate) fn descendants(root: u32) -> Vec<u32> {
+    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if let Some(ppid) = parent_of(pid) {
+            children.entry(ppid).or_default().push(pid);
+        }
+    }
+    let mut found = Vec::new();
+    let mut next = vec![root];
+    while let Some(pid) = next.pop() {
+        for &child in children.get(&pid).map(Vec::as_slice).unwrap_or_default() {
+            // A pid can only be listed once per scan, but guard against a cycle of reused ids.
+            if child != root && !found.contains(&child) {
+                found.push(child);
+                next.push(child);
+            }
+        }
+    }
+    found
+}
+
+/// The parent of `pid` from `/proc/<pid>/stat` (the field after the state, which follows the
+/// parenthesised command name that may itself hold spaces and parentheses).
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace();
+    let _state = fields.next()?;
+    fields.next()?.parse().ok()
+}
+
+/// Send `signal` to each of `pids` (gone ones are skipped).
+pub(crate) fn signal_all(pids: &[u32], signal: Signal) {
+    for &pid in pids {
+        if let Ok(pid) = i32::try_from(pid) {
+            let _ = kill(Pid::from_raw(pid), signal);
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::process::{Command, Stdio};
+
+    #[test]
+    fn finds_children_that_left_the_group() {
+        // A shell whose child starts its own session: not in the shell's group, still below it.
+        let mut shell = Command::new("sh")
+            .args(["-c", "setsid sleep 30 & echo $!; wait"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(shell.stdout.as_mut().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let escaped: u32 = line.trim().parse().unwrap();
+        let below = descendants(shell.id());
+        assert!(below.contains(&escaped), "{below:?} lacks {escaped}");
+        signal_all(&below, Signal::SIGKILL);
+        shell.wait().unwrap();
+    }
+}
