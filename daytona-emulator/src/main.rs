@@ -25,6 +25,11 @@ OPTIONS:
                              [default: 127.0.0.1:0]
     --api-key <KEY>          Require 'Authorization: Bearer <KEY>' on /api and /toolbox
                              (also read from DAYTONA_EMULATOR_API_KEY)
+    --public-url <URL>       The origin clients reach the emulator by (behind a proxy or port
+                             forward), e.g. http://10.0.0.5:8080: every URL handed out
+                             (toolbox, previews) uses it and it is printed as the base URL
+                             (also read from DAYTONA_EMULATOR_PUBLIC_URL) [default: the
+                             listen address]
     --data-dir <DIR>         Keep sandbox directories under DIR/sandboxes/<id>
                              [default: a temporary directory removed on exit]
     --minute-ms <MS>         Real milliseconds per emulated minute for auto-stop, auto-archive,
@@ -41,6 +46,7 @@ Test control API: <base>/_emulator/ (request log, fault rules, sandbox inspectio
 struct Args {
     listen: String,
     api_key: Option<String>,
+    public_url: Option<String>,
     data_dir: Option<String>,
     minute_ms: Option<u64>,
     transition_delay_ms: Option<u64>,
@@ -53,6 +59,9 @@ fn parse_args() -> Result<Option<Args>, String> {
         api_key: std::env::var("DAYTONA_EMULATOR_API_KEY")
             .ok()
             .filter(|k| !k.is_empty()),
+        public_url: std::env::var("DAYTONA_EMULATOR_PUBLIC_URL")
+            .ok()
+            .filter(|u| !u.is_empty()),
         data_dir: None,
         minute_ms: None,
         transition_delay_ms: None,
@@ -78,6 +87,7 @@ fn parse_args() -> Result<Option<Args>, String> {
             "-h" | "--help" => return Ok(None),
             "--listen" => args.listen = value("--listen")?,
             "--api-key" => args.api_key = Some(value("--api-key")?),
+            "--public-url" => args.public_url = Some(value("--public-url")?),
             "--data-dir" => args.data_dir = Some(value("--data-dir")?),
             "--minute-ms" => {
                 args.minute_ms = Some(number("--minute-ms", value("--minute-ms")?)?);
@@ -133,6 +143,9 @@ async fn run(args: Args) -> ExitCode {
     let mut builder = Emulator::builder().bind(args.listen);
     if let Some(key) = args.api_key {
         builder = builder.api_key(key);
+    }
+    if let Some(url) = args.public_url {
+        builder = builder.public_url(url);
     }
     if let Some(dir) = args.data_dir {
         builder = builder.data_dir(dir);

@@ -68,6 +68,14 @@ pub enum EmulatorError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The public URL is not an `http`/`https` origin.
+    #[error("invalid public URL {url:?}: {reason}")]
+    InvalidPublicUrl {
+        /// What was given.
+        url: String,
+        /// Why it is wrong.
+        reason: String,
+    },
     /// A setting is out of range.
     #[error("invalid setting: {0}")]
     InvalidSetting(String),
@@ -100,6 +108,7 @@ pub struct EmulatorBuilder {
     ping_timeout: Duration,
     faults: Vec<FaultRule>,
     build_step: Duration,
+    public_url: Option<String>,
 }
 
 /// Default duration of one step of an emulated image build.
@@ -117,6 +126,7 @@ impl Default for EmulatorBuilder {
             ping_timeout: Duration::from_secs(20),
             faults: Vec::new(),
             build_step: DEFAULT_BUILD_STEP,
+            public_url: None,
         }
     }
 }
@@ -131,6 +141,7 @@ impl fmt::Debug for EmulatorBuilder {
             .field("bind", &self.bind)
             .field("faults", &self.faults.len())
             .field("build_step", &self.build_step)
+            .field("public_url", &self.public_url)
             .finish_non_exhaustive()
     }
 }
@@ -168,6 +179,30 @@ impl EmulatorBuilder {
     /// Listen address, `host:port` (port 0 picks a free one). Default `127.0.0.1:0`.
     pub fn bind(mut self, addr: impl Into<String>) -> Self {
         self.bind = addr.into();
+        self
+    }
+
+    /// The origin clients reach the emulator by, when it is not the listen address (behind a
+    /// proxy, a port forward, a tunnel): `http(s)://host:port`, no path. Every absolute URL the
+    /// emulator hands out (API and toolbox proxy URLs, `toolboxProxyUrl` in sandboxes, preview
+    /// and signed preview links, build-log URLs) is built on it, and
+    /// [`EmulatorHandle::base_url`] returns it. Default: the listen address.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), daytona_emulator::EmulatorError> {
+    /// let emulator = daytona_emulator::Emulator::builder()
+    ///     .public_url("http://sandboxes.example.test:8443/")
+    ///     .start()
+    ///     .await?;
+    /// assert_eq!(emulator.base_url(), "http://sandboxes.example.test:8443");
+    /// assert_eq!(emulator.toolbox_proxy_url(), "http://sandboxes.example.test:8443/toolbox");
+    /// assert_ne!(emulator.listen_url(), emulator.base_url());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn public_url(mut self, url: impl Into<String>) -> Self {
+        self.public_url = Some(url.into());
         self
     }
 
@@ -214,6 +249,11 @@ impl EmulatorBuilder {
         for rule in &self.faults {
             rule.validate().map_err(EmulatorError::InvalidSetting)?;
         }
+        let public_url = self
+            .public_url
+            .as_deref()
+            .map(parse_public_url)
+            .transpose()?;
         let addr = resolve(&self.bind).await?;
         let (temp_dir, data_dir) = match self.data_dir {
             Some(dir) => {
@@ -254,7 +294,8 @@ impl EmulatorBuilder {
         } else {
             local.ip().to_string()
         };
-        let base_url = format!("http://{host}:{}", local.port());
+        let listen_url = format!("http://{host}:{}", local.port());
+        let base_url = public_url.unwrap_or_else(|| listen_url.clone());
         let state = AppState::new(Config {
             api_key: self.api_key,
             base_url: base_url.clone(),
@@ -281,9 +322,10 @@ impl EmulatorBuilder {
             connections.clone(),
         ));
         let ticker = tokio::spawn(lifecycle_ticker(state.clone()));
-        tracing::info!(%base_url, "daytona emulator listening");
+        tracing::info!(%base_url, %listen_url, "daytona emulator listening");
         Ok(EmulatorHandle {
             base_url,
+            listen_url,
             local_addr: local,
             state,
             server: Some(server),
@@ -299,6 +341,7 @@ impl EmulatorBuilder {
 /// serving and kills every sandbox process (best effort, without waiting).
 pub struct EmulatorHandle {
     base_url: String,
+    listen_url: String,
     local_addr: SocketAddr,
     state: AppState,
     server: Option<JoinHandle<()>>,
@@ -312,23 +355,30 @@ impl fmt::Debug for EmulatorHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EmulatorHandle")
             .field("base_url", &self.base_url)
+            .field("listen_url", &self.listen_url)
             .field("state", &self.state)
             .finish_non_exhaustive()
     }
 }
 
 impl EmulatorHandle {
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT`, or the public URL when one was set
+    /// ([`EmulatorBuilder::public_url`]): the origin every URL handed out is built on.
     pub fn base_url(&self) -> &str {
         &self.base_url
     }
 
-    /// `http://127.0.0.1:PORT/api`: what the SDKs take as `apiUrl`.
+    /// The listen address as a URL, `http://127.0.0.1:PORT`, whatever the public URL.
+    pub fn listen_url(&self) -> String {
+        self.listen_url.clone()
+    }
+
+    /// `<base_url>/api`: what the SDKs take as `apiUrl`.
     pub fn api_url(&self) -> String {
         format!("{}/api", self.base_url)
     }
 
-    /// `http://127.0.0.1:PORT/toolbox`: every sandbox's `toolboxProxyUrl`.
+    /// `<base_url>/toolbox`: every sandbox's `toolboxProxyUrl`.
     pub fn toolbox_proxy_url(&self) -> String {
         self.state.toolbox_proxy_url()
     }
@@ -461,6 +511,37 @@ impl Drop for EmulatorHandle {
             drop(entries);
         }
     }
+}
+
+/// Checks a public URL is an `http`/`https` origin; returns it without a trailing slash.
+fn parse_public_url(raw: &str) -> Result<String, EmulatorError> {
+    let invalid = |reason: &str| EmulatorError::InvalidPublicUrl {
+        url: raw.to_string(),
+        reason: reason.to_string(),
+    };
+    let url = url::Url::parse(raw.trim()).map_err(|e| invalid(&e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid("the scheme must be http or https"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid("it has no host"));
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid(
+            "it must be an origin (scheme, host, port) without a path, query or fragment",
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        // The error is shown and logged: name the URL without the credentials.
+        let mut shown = url.clone();
+        let _ = shown.set_username("");
+        let _ = shown.set_password(None);
+        return Err(EmulatorError::InvalidPublicUrl {
+            url: shown.to_string(),
+            reason: "it must not carry credentials".to_string(),
+        });
+    }
+    Ok(url.as_str().trim_end_matches('/').to_string())
 }
 
 /// `host:port` → one socket address (IP literals directly, names through the resolver).
