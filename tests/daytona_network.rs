@@ -170,3 +170,151 @@ async fn a_bad_public_url_is_a_typed_error_naming_it() {
         .unwrap_err();
     assert!(!err.to_string().contains("hunter2"), "{err}");
 }
+
+/// A client of `emulator` (at `api_url`) trusting `ca_pem`.
+fn client_trusting(api_url: &str, ca_pem: &str) -> DaytonaClient {
+    DaytonaClient::new(
+        DaytonaConfig::with_api_key(API_KEY)
+            .api_url(api_url)
+            .unwrap()
+            .add_root_certificates_pem(ca_pem.as_bytes())
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+/// Create, a streamed command, files, destroy: the provider's paths over HTTP and WebSocket.
+async fn exercise(client: DaytonaClient) {
+    let sandbox = DaytonaSandbox::builder()
+        .client(client)
+        .name("tls-test")
+        .build()
+        .unwrap();
+    let streamed = Arc::new(Mutex::new(String::new()));
+    let sink = streamed.clone();
+    let result = sandbox
+        .execute_command(
+            "sh",
+            &["-c".into(), "echo one; sleep 0.2; echo two".into()],
+            ExecuteCommandOptions::new()
+                .timeout(Duration::from_secs(30))
+                .on_stdout(move |chunk| sink.lock().unwrap().push_str(chunk)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(result.exit_code, 0, "{result:?}");
+    assert_eq!(*streamed.lock().unwrap(), "one\ntwo\n");
+    let fs = sandbox.filesystem().expect("DaytonaSandbox has files");
+    let data: Vec<u8> = (0..=255u8).cycle().take(300_000).collect();
+    fs.write_file("blob.bin", &data).await.unwrap();
+    assert_eq!(fs.read_file("blob.bin").await.unwrap(), data);
+    let listed = fs.list_dir(".").await.unwrap();
+    assert!(listed.iter().any(|e| e.name == "blob.bin"), "{listed:?}");
+    sandbox.destroy().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daytona_sandbox_over_https_and_wss_with_a_generated_ca() {
+    let emulator = Emulator::builder()
+        .api_key(API_KEY)
+        .tls_self_signed()
+        .start()
+        .await
+        .expect("emulator starts");
+    assert!(emulator.base_url().starts_with("https://"));
+    let sandbox_url = emulator.api_url();
+    let ca = emulator.tls_ca_pem().expect("a generated CA").to_string();
+
+    // Without the CA the client refuses the server: a typed connection error, no panic.
+    let untrusting = DaytonaClient::new(
+        DaytonaConfig::with_api_key(API_KEY)
+            .api_url(&sandbox_url)
+            .unwrap(),
+    )
+    .unwrap();
+    let err = untrusting
+        .create(Default::default(), Some(Duration::from_secs(30)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, workspace_daytona::DaytonaError::Connect { .. }),
+        "{err:?}"
+    );
+
+    exercise(client_trusting(&sandbox_url, &ca)).await;
+    // The output came over WSS (the log follow upgraded, status 101), trusting the same CA.
+    assert!(
+        emulator.requests().iter().any(|r| r.path.ends_with("/logs")
+            && r.header("upgrade") == Some("websocket")
+            && r.status == Some(101)),
+        "the command's log was followed over a WebSocket"
+    );
+    emulator.shutdown().await;
+}
+
+/// A CA and a server certificate for `127.0.0.1` issued by it, as PEM files in `dir`:
+/// `(ca.pem, server.pem, server.key)`.
+fn issue_certificates(dir: &std::path::Path) -> (String, std::path::PathBuf, std::path::PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "network test CA");
+    let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &Issuer::from_params(&ca, &ca_key))
+        .unwrap();
+    let cert = dir.join("server.pem");
+    let key = dir.join("server.key");
+    std::fs::write(&cert, leaf.pem()).unwrap();
+    std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
+    (ca_pem, cert, key)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_from_files_behind_the_proxy_is_opaque_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca_pem, cert, key) = issue_certificates(dir.path());
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca_pem).unwrap();
+
+    let bound = Proxy::bind(ProxyConfig::new(Duration::from_millis(2)))
+        .await
+        .unwrap();
+    let public = format!("https://{}", bound.addr());
+    let emulator = Emulator::builder()
+        .api_key(API_KEY)
+        .tls_files(&cert, &key)
+        .public_url(&public)
+        .start()
+        .await
+        .expect("emulator starts");
+    let proxy = bound.forward_to(emulator.local_addr());
+    assert_eq!(emulator.tls_ca_pem(), None);
+    assert!(emulator.tls_certificate_pem().is_some());
+
+    // The CA as a file, as DAYTONA_EXTRA_CA_CERTS names it.
+    let config = DaytonaConfig::from_lookup(|name| match name {
+        "DAYTONA_API_KEY" => Some(API_KEY.to_string()),
+        "DAYTONA_API_URL" => Some(format!("{public}/api")),
+        "DAYTONA_EXTRA_CA_CERTS" => Some(ca_file.to_str().unwrap().to_string()),
+        _ => None,
+    })
+    .unwrap();
+    assert_eq!(config.extra_root_certificates(), 1);
+    exercise(DaytonaClient::new(config).unwrap()).await;
+
+    let stats = proxy.stats();
+    assert!(stats.connections_opened >= 1, "{stats:?}");
+    assert_eq!(stats.tls_connections, stats.connections_opened, "{stats:?}");
+    assert!(!stats.requests_visible());
+    assert_eq!(stats.http_requests, 0);
+    assert!(
+        stats.bytes_to_client > 300_000,
+        "the file came back through the proxy"
+    );
+    emulator.shutdown().await;
+}

@@ -25,6 +25,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
@@ -33,9 +34,13 @@ use crate::error::ApiError;
 use crate::faults::{FaultRule, InstalledFault};
 use crate::request_log::RequestRecord;
 use crate::state::{AppState, Config};
+use crate::tls::{ServerTls, TlsSource};
 
 /// Organization id reported on every emulated sandbox.
 pub const EMULATOR_ORGANIZATION_ID: &str = "00000000-0000-4000-8000-00000000e4a1";
+
+/// How long a client may take over its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long shutdown waits for open connections to finish their current request.
 const GRACEFUL_CONNECTION_WAIT: Duration = Duration::from_secs(2);
@@ -76,6 +81,17 @@ pub enum EmulatorError {
         /// Why it is wrong.
         reason: String,
     },
+    /// A TLS certificate or key file cannot be used.
+    #[error("TLS file {path}: {reason}")]
+    TlsFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it (never its content).
+        reason: String,
+    },
+    /// TLS cannot be set up with the given or generated certificate.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// A setting is out of range.
     #[error("invalid setting: {0}")]
     InvalidSetting(String),
@@ -109,6 +125,7 @@ pub struct EmulatorBuilder {
     faults: Vec<FaultRule>,
     build_step: Duration,
     public_url: Option<String>,
+    tls: Option<TlsSource>,
 }
 
 /// Default duration of one step of an emulated image build.
@@ -127,6 +144,7 @@ impl Default for EmulatorBuilder {
             faults: Vec::new(),
             build_step: DEFAULT_BUILD_STEP,
             public_url: None,
+            tls: None,
         }
     }
 }
@@ -142,6 +160,7 @@ impl fmt::Debug for EmulatorBuilder {
             .field("faults", &self.faults.len())
             .field("build_step", &self.build_step)
             .field("public_url", &self.public_url)
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }
@@ -206,6 +225,35 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Serve HTTPS and WSS with the certificate chain in `cert` (PEM, leaf first) and the
+    /// private key in `key` (PEM: PKCS#8, RSA or EC). URLs handed out use `https`.
+    pub fn tls_files(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.tls = Some(TlsSource::Files {
+            cert: cert.into(),
+            key: key.into(),
+        });
+        self
+    }
+
+    /// Serve HTTPS and WSS with a certificate generated at start, issued by a CA generated with
+    /// it ([`EmulatorHandle::tls_ca_pem`]: what clients must trust), valid for `localhost`,
+    /// `127.0.0.1`, `::1`, the listen host and the public URL's host.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), daytona_emulator::EmulatorError> {
+    /// let emulator = daytona_emulator::Emulator::builder().tls_self_signed().start().await?;
+    /// assert!(emulator.base_url().starts_with("https://127.0.0.1:"));
+    /// let ca = emulator.tls_ca_pem().expect("a generated CA");
+    /// assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn tls_self_signed(mut self) -> Self {
+        self.tls = Some(TlsSource::SelfSigned);
+        self
+    }
+
     /// socket.io (engine.io) ping interval and timeout. Defaults 25 s / 20 s, as upstream.
     pub fn socketio_ping(mut self, interval: Duration, timeout: Duration) -> Self {
         self.ping_interval = interval;
@@ -255,6 +303,27 @@ impl EmulatorBuilder {
             .map(parse_public_url)
             .transpose()?;
         let addr = resolve(&self.bind).await?;
+        let tls = match &self.tls {
+            Some(source) => {
+                let mut hosts = Vec::new();
+                if !addr.ip().is_unspecified() {
+                    hosts.push(addr.ip().to_string());
+                }
+                if let Some(host) = public_url
+                    .as_deref()
+                    .and_then(|u| url::Url::parse(u).ok())
+                    .and_then(|u| u.host().map(|h| h.to_owned()))
+                {
+                    hosts.push(match host {
+                        url::Host::Domain(d) => d,
+                        url::Host::Ipv4(ip) => ip.to_string(),
+                        url::Host::Ipv6(ip) => ip.to_string(),
+                    });
+                }
+                Some(ServerTls::new(source, &hosts)?)
+            }
+            None => None,
+        };
         let (temp_dir, data_dir) = match self.data_dir {
             Some(dir) => {
                 std::fs::create_dir_all(&dir).map_err(|source| EmulatorError::DataDir {
@@ -294,7 +363,8 @@ impl EmulatorBuilder {
         } else {
             local.ip().to_string()
         };
-        let listen_url = format!("http://{host}:{}", local.port());
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let listen_url = format!("{scheme}://{host}:{}", local.port());
         let base_url = public_url.unwrap_or_else(|| listen_url.clone());
         let state = AppState::new(Config {
             api_key: self.api_key,
@@ -315,9 +385,14 @@ impl EmulatorBuilder {
         let router = crate::api::router(state.clone());
         let shutdown = state.shutdown_token();
         let connections = TaskTracker::new();
+        let (acceptor, tls_cert_pem, tls_ca_pem) = match tls {
+            Some(tls) => (Some(tls.acceptor), Some(tls.cert_pem), tls.ca_pem),
+            None => (None, None, None),
+        };
         let server = tokio::spawn(accept_loop(
             listener,
             router,
+            acceptor,
             shutdown.clone(),
             connections.clone(),
         ));
@@ -326,6 +401,8 @@ impl EmulatorBuilder {
         Ok(EmulatorHandle {
             base_url,
             listen_url,
+            tls_cert_pem,
+            tls_ca_pem,
             local_addr: local,
             state,
             server: Some(server),
@@ -342,6 +419,8 @@ impl EmulatorBuilder {
 pub struct EmulatorHandle {
     base_url: String,
     listen_url: String,
+    tls_cert_pem: Option<String>,
+    tls_ca_pem: Option<String>,
     local_addr: SocketAddr,
     state: AppState,
     server: Option<JoinHandle<()>>,
@@ -371,6 +450,19 @@ impl EmulatorHandle {
     /// The listen address as a URL, `http://127.0.0.1:PORT`, whatever the public URL.
     pub fn listen_url(&self) -> String {
         self.listen_url.clone()
+    }
+
+    /// The served TLS certificate chain, PEM, when serving TLS.
+    pub fn tls_certificate_pem(&self) -> Option<&str> {
+        self.tls_cert_pem.as_deref()
+    }
+
+    /// The CA that issued the served certificate, PEM, when it was generated
+    /// ([`EmulatorBuilder::tls_self_signed`]): the root a client must trust (e.g. with
+    /// `NODE_EXTRA_CA_CERTS`, or `DaytonaConfig::add_root_certificates_pem`). `None` for
+    /// certificates from files (their issuer is the caller's) and without TLS.
+    pub fn tls_ca_pem(&self) -> Option<&str> {
+        self.tls_ca_pem.as_deref()
     }
 
     /// `<base_url>/api`: what the SDKs take as `apiUrl`.
@@ -678,6 +770,7 @@ impl AsyncWrite for AbortableStream {
 async fn accept_loop(
     listener: TcpListener,
     router: Router,
+    tls: Option<TlsAcceptor>,
     shutdown: CancellationToken,
     connections: TaskTracker,
 ) {
@@ -697,36 +790,71 @@ async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let handle = ConnHandle::new();
-        let io = TokioIo::new(AbortableStream {
+        let stream = AbortableStream {
             inner: stream,
             handle: handle.clone(),
-        });
+        };
         let router = router.clone();
-        let conn_handle = handle.clone();
-        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-            request.extensions_mut().insert(conn_handle.clone());
-            router.clone().oneshot(request.map(Body::new))
-        });
         let shutdown = shutdown.clone();
+        let tls = tls.clone();
         connections.spawn(async move {
-            let builder = auto::Builder::new(TokioExecutor::new());
-            let conn = builder.serve_connection_with_upgrades(io, service);
-            tokio::pin!(conn);
-            tokio::select! {
-                result = conn.as_mut() => {
-                    if let Err(e) = result {
-                        tracing::debug!(error = %e, "connection ended with an error");
+            let Some(acceptor) = tls else {
+                serve_connection(stream, router, handle, shutdown).await;
+                return;
+            };
+            // The handshake runs here, off the accept loop, so a slow client holds up no one.
+            let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+            let stream = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = handle.aborted() => return,
+                outcome = handshake => match outcome {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "TLS handshake failed");
+                        return;
                     }
-                }
-                _ = handle.aborted() => {
-                    tracing::debug!("connection reset by fault rule");
-                }
-                _ = shutdown.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(GRACEFUL_CONNECTION_WAIT, conn.as_mut()).await;
-                }
-            }
+                    Err(_) => {
+                        tracing::debug!("TLS handshake timed out");
+                        return;
+                    }
+                },
+            };
+            serve_connection(stream, router, handle, shutdown).await;
         });
+    }
+}
+
+/// Serves HTTP/1.1 (with upgrades) or HTTP/2 on one connection, plain or TLS, until it ends,
+/// is aborted by a fault rule, or the emulator shuts down.
+async fn serve_connection<S>(
+    stream: S,
+    router: Router,
+    handle: ConnHandle,
+    shutdown: CancellationToken,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let conn_handle = handle.clone();
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+        request.extensions_mut().insert(conn_handle.clone());
+        router.clone().oneshot(request.map(Body::new))
+    });
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        }
+        _ = handle.aborted() => {
+            tracing::debug!("connection reset by fault rule");
+        }
+        _ = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(GRACEFUL_CONNECTION_WAIT, conn.as_mut()).await;
+        }
     }
 }
 
