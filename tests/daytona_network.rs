@@ -56,6 +56,26 @@ async fn host_http_server(body: &'static str) -> u16 {
     port
 }
 
+/// A command whose output arrives in two parts, streamed to `on_stdout` (over the log
+/// WebSocket) and returned whole.
+async fn streamed_command(sandbox: &DaytonaSandbox) {
+    let streamed = Arc::new(Mutex::new(String::new()));
+    let sink = streamed.clone();
+    let result = sandbox
+        .execute_command(
+            "sh",
+            &["-c".into(), "echo one; sleep 0.2; echo two".into()],
+            ExecuteCommandOptions::new()
+                .timeout(Duration::from_secs(30))
+                .on_stdout(move |chunk| sink.lock().unwrap().push_str(chunk)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(result.exit_code, 0, "{result:?}");
+    assert_eq!(result.stdout, "one\ntwo\n");
+    assert_eq!(*streamed.lock().unwrap(), "one\ntwo\n");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn daytona_sandbox_works_through_the_proxy_and_every_url_names_it() {
     let (emulator, proxy) = emulator_behind_proxy(Duration::from_millis(5)).await;
@@ -75,21 +95,7 @@ async fn daytona_sandbox_works_through_the_proxy_and_every_url_names_it() {
         .build()
         .unwrap();
 
-    let streamed = Arc::new(Mutex::new(String::new()));
-    let sink = streamed.clone();
-    let result = sandbox
-        .execute_command(
-            "sh",
-            &["-c".into(), "echo one; sleep 0.2; echo two".into()],
-            ExecuteCommandOptions::new()
-                .timeout(Duration::from_secs(30))
-                .on_stdout(move |chunk| sink.lock().unwrap().push_str(chunk)),
-        )
-        .await
-        .unwrap();
-    assert_eq!(result.exit_code, 0, "{result:?}");
-    assert_eq!(result.stdout, "one\ntwo\n");
-    assert_eq!(*streamed.lock().unwrap(), "one\ntwo\n");
+    streamed_command(&sandbox).await;
 
     let daytona = sandbox.daytona().unwrap();
     assert_eq!(
@@ -190,20 +196,7 @@ async fn exercise(client: DaytonaClient) {
         .name("tls-test")
         .build()
         .unwrap();
-    let streamed = Arc::new(Mutex::new(String::new()));
-    let sink = streamed.clone();
-    let result = sandbox
-        .execute_command(
-            "sh",
-            &["-c".into(), "echo one; sleep 0.2; echo two".into()],
-            ExecuteCommandOptions::new()
-                .timeout(Duration::from_secs(30))
-                .on_stdout(move |chunk| sink.lock().unwrap().push_str(chunk)),
-        )
-        .await
-        .unwrap();
-    assert_eq!(result.exit_code, 0, "{result:?}");
-    assert_eq!(*streamed.lock().unwrap(), "one\ntwo\n");
+    streamed_command(&sandbox).await;
     let fs = sandbox.filesystem().expect("DaytonaSandbox has files");
     let data: Vec<u8> = (0..=255u8).cycle().take(300_000).collect();
     fs.write_file("blob.bin", &data).await.unwrap();

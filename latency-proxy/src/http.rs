@@ -34,7 +34,7 @@ enum State {
     Body(u64),
     ChunkSize(Vec<u8>),
     ChunkData(u64),
-    ChunkEnd(u8),
+    ChunkEnd(u64),
     Trailers(Vec<u8>),
     /// Upgraded, TLS, or not understood: nothing more is counted.
     Done,
@@ -119,12 +119,7 @@ impl RequestCounter {
                     }
                 }
                 State::Body(remaining) => {
-                    let take = usize::try_from(*remaining)
-                        .unwrap_or(usize::MAX)
-                        .min(data.len());
-                    *remaining -= take as u64;
-                    data = &data[take..];
-                    if *remaining == 0 {
+                    if skip(remaining, &mut data) {
                         self.state = State::Head(Vec::new());
                     }
                 }
@@ -144,21 +139,13 @@ impl RequestCounter {
                     };
                 }
                 State::ChunkData(remaining) => {
-                    let take = usize::try_from(*remaining)
-                        .unwrap_or(usize::MAX)
-                        .min(data.len());
-                    *remaining -= take as u64;
-                    data = &data[take..];
-                    if *remaining == 0 {
+                    if skip(remaining, &mut data) {
+                        // The CRLF after a chunk's data.
                         self.state = State::ChunkEnd(2);
                     }
                 }
                 State::ChunkEnd(left) => {
-                    // The CRLF after a chunk's data.
-                    let take = usize::from(*left).min(data.len());
-                    *left -= take as u8;
-                    data = &data[take..];
-                    if *left == 0 {
+                    if skip(left, &mut data) {
                         self.state = State::ChunkSize(Vec::new());
                     }
                 }
@@ -184,6 +171,16 @@ impl RequestCounter {
 enum Framing {
     Length(u64),
     Chunked,
+}
+
+/// Drops up to `remaining` bytes from the front of `data`; whether none remain to drop.
+fn skip(remaining: &mut u64, data: &mut &[u8]) -> bool {
+    let take = usize::try_from(*remaining)
+        .unwrap_or(usize::MAX)
+        .min(data.len());
+    *remaining -= take as u64;
+    *data = &data[take..];
+    *remaining == 0
 }
 
 /// The index just past `\r\n\r\n` in `buf`, searching from `from`.
