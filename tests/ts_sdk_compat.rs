@@ -3,6 +3,7 @@
 //!
 //! Needs `node` and `npm`; installs the pinned packages with `npm ci` when they are missing.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -67,16 +68,38 @@ fn bare_repo(dir: &Path) -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn official_typescript_sdk_passes_against_the_emulator() {
-    let dir = sdk_dir();
-    ensure_node_modules(&dir).await;
-    let repos = tempfile::tempdir().expect("temp dir");
-    let git_repo = bare_repo(repos.path());
-
     let emulator = daytona_emulator::Emulator::builder()
         .api_key(API_KEY)
         .start()
         .await
         .expect("emulator starts");
+    run_compat(emulator, &[]).await;
+}
+
+/// The same checks over HTTPS and WSS, the SDK trusting the emulator's generated CA through
+/// `NODE_EXTRA_CA_CERTS` as it would a private CA.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_typescript_sdk_passes_over_https() {
+    let emulator = daytona_emulator::Emulator::builder()
+        .api_key(API_KEY)
+        .tls_self_signed()
+        .start()
+        .await
+        .expect("emulator starts");
+    assert!(emulator.api_url().starts_with("https://"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca = dir.path().join("emulator-ca.pem");
+    std::fs::write(&ca, emulator.tls_ca_pem().expect("a generated CA")).expect("write the CA");
+    run_compat(emulator, &[("NODE_EXTRA_CA_CERTS", ca.as_os_str())]).await;
+}
+
+/// Runs `compat.mjs` against `emulator` (with `extra_env` set) and checks its tally; shuts the
+/// emulator down.
+async fn run_compat(emulator: daytona_emulator::EmulatorHandle, extra_env: &[(&str, &OsStr)]) {
+    let dir = sdk_dir();
+    ensure_node_modules(&dir).await;
+    let repos = tempfile::tempdir().expect("temp dir");
+    let git_repo = bare_repo(repos.path());
 
     let mut child = Command::new("node")
         .arg("compat.mjs")
@@ -88,6 +111,7 @@ async fn official_typescript_sdk_passes_against_the_emulator() {
         .env("DAYTONA_API_URL", emulator.api_url())
         .env("DAYTONA_API_KEY", API_KEY)
         .env("COMPAT_GIT_REPO", &git_repo)
+        .envs(extra_env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

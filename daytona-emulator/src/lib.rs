@@ -68,6 +68,7 @@ pub mod request_log;
 pub mod server;
 pub mod snapshots;
 pub mod state;
+mod tls;
 pub mod toolbox;
 pub mod volumes;
 

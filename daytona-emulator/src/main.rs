@@ -25,6 +25,18 @@ OPTIONS:
                              [default: 127.0.0.1:0]
     --api-key <KEY>          Require 'Authorization: Bearer <KEY>' on /api and /toolbox
                              (also read from DAYTONA_EMULATOR_API_KEY)
+    --public-url <URL>       The origin clients reach the emulator by (behind a proxy or port
+                             forward), e.g. http://10.0.0.5:8080: every URL handed out
+                             (toolbox, previews) uses it and it is printed as the base URL
+                             (also read from DAYTONA_EMULATOR_PUBLIC_URL) [default: the
+                             listen address]
+    --tls-cert <PEM>         Serve HTTPS/WSS with this certificate chain (leaf first); needs
+                             --tls-key (also DAYTONA_EMULATOR_TLS_CERT)
+    --tls-key <PEM>          The certificate's private key (also DAYTONA_EMULATOR_TLS_KEY)
+    --tls-self-signed        Serve HTTPS/WSS with a certificate generated at start, issued by
+                             a generated CA (also DAYTONA_EMULATOR_TLS_SELF_SIGNED=1)
+    --tls-ca-out <PATH>      With --tls-self-signed: write the CA (PEM) there, for clients to
+                             trust (NODE_EXTRA_CA_CERTS, DAYTONA_EXTRA_CA_CERTS)
     --data-dir <DIR>         Keep sandbox directories under DIR/sandboxes/<id>
                              [default: a temporary directory removed on exit]
     --minute-ms <MS>         Real milliseconds per emulated minute for auto-stop, auto-archive,
@@ -41,6 +53,11 @@ Test control API: <base>/_emulator/ (request log, fault rules, sandbox inspectio
 struct Args {
     listen: String,
     api_key: Option<String>,
+    public_url: Option<String>,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
+    tls_self_signed: bool,
+    tls_ca_out: Option<String>,
     data_dir: Option<String>,
     minute_ms: Option<u64>,
     transition_delay_ms: Option<u64>,
@@ -53,6 +70,14 @@ fn parse_args() -> Result<Option<Args>, String> {
         api_key: std::env::var("DAYTONA_EMULATOR_API_KEY")
             .ok()
             .filter(|k| !k.is_empty()),
+        public_url: std::env::var("DAYTONA_EMULATOR_PUBLIC_URL")
+            .ok()
+            .filter(|u| !u.is_empty()),
+        tls_cert: env_var("DAYTONA_EMULATOR_TLS_CERT"),
+        tls_key: env_var("DAYTONA_EMULATOR_TLS_KEY"),
+        tls_self_signed: env_var("DAYTONA_EMULATOR_TLS_SELF_SIGNED")
+            .is_some_and(|v| !matches!(v.as_str(), "0" | "false" | "no")),
+        tls_ca_out: None,
         data_dir: None,
         minute_ms: None,
         transition_delay_ms: None,
@@ -78,6 +103,11 @@ fn parse_args() -> Result<Option<Args>, String> {
             "-h" | "--help" => return Ok(None),
             "--listen" => args.listen = value("--listen")?,
             "--api-key" => args.api_key = Some(value("--api-key")?),
+            "--public-url" => args.public_url = Some(value("--public-url")?),
+            "--tls-cert" => args.tls_cert = Some(value("--tls-cert")?),
+            "--tls-key" => args.tls_key = Some(value("--tls-key")?),
+            "--tls-self-signed" => args.tls_self_signed = true,
+            "--tls-ca-out" => args.tls_ca_out = Some(value("--tls-ca-out")?),
             "--data-dir" => args.data_dir = Some(value("--data-dir")?),
             "--minute-ms" => {
                 args.minute_ms = Some(number("--minute-ms", value("--minute-ms")?)?);
@@ -93,7 +123,23 @@ fn parse_args() -> Result<Option<Args>, String> {
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
+    match (&args.tls_cert, &args.tls_key) {
+        (Some(_), None) => return Err("--tls-cert needs --tls-key".to_string()),
+        (None, Some(_)) => return Err("--tls-key needs --tls-cert".to_string()),
+        (Some(_), Some(_)) if args.tls_self_signed => {
+            return Err("--tls-self-signed and --tls-cert exclude each other".to_string());
+        }
+        _ => {}
+    }
+    if args.tls_ca_out.is_some() && !args.tls_self_signed {
+        return Err("--tls-ca-out needs --tls-self-signed".to_string());
+    }
     Ok(Some(args))
+}
+
+/// A non-empty environment variable.
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
 fn main() -> ExitCode {
@@ -134,6 +180,14 @@ async fn run(args: Args) -> ExitCode {
     if let Some(key) = args.api_key {
         builder = builder.api_key(key);
     }
+    if let Some(url) = args.public_url {
+        builder = builder.public_url(url);
+    }
+    if let (Some(cert), Some(key)) = (args.tls_cert, args.tls_key) {
+        builder = builder.tls_files(cert, key);
+    } else if args.tls_self_signed {
+        builder = builder.tls_self_signed();
+    }
     if let Some(dir) = args.data_dir {
         builder = builder.data_dir(dir);
     }
@@ -153,6 +207,13 @@ async fn run(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let (Some(path), Some(ca)) = (&args.tls_ca_out, handle.tls_ca_pem())
+        && let Err(e) = std::fs::write(path, ca)
+    {
+        eprintln!("daytona-emulator: cannot write the CA to {path}: {e}");
+        handle.shutdown().await;
+        return ExitCode::FAILURE;
+    }
     let mut stdout = std::io::stdout().lock();
     if writeln!(stdout, "{}", handle.base_url())
         .and_then(|()| stdout.flush())

@@ -209,7 +209,13 @@ impl AppState {
         if let Some(host) = parts.headers.get(header::HOST) {
             headers.insert("x-forwarded-host", host.clone());
         }
-        headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+        // The scheme clients reach the emulator by: the public URL's, or the listener's.
+        let proto = if self.base_url().starts_with("https:") {
+            "https"
+        } else {
+            "http"
+        };
+        headers.insert("x-forwarded-proto", HeaderValue::from_static(proto));
         if let Ok(prefix) = HeaderValue::from_str(prefix) {
             headers.insert("x-forwarded-prefix", prefix);
         }

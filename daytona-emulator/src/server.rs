@@ -25,6 +25,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
@@ -33,9 +34,13 @@ use crate::error::ApiError;
 use crate::faults::{FaultRule, InstalledFault};
 use crate::request_log::RequestRecord;
 use crate::state::{AppState, Config};
+use crate::tls::{ServerTls, TlsSource};
 
 /// Organization id reported on every emulated sandbox.
 pub const EMULATOR_ORGANIZATION_ID: &str = "00000000-0000-4000-8000-00000000e4a1";
+
+/// How long a client may take over its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long shutdown waits for open connections to finish their current request.
 const GRACEFUL_CONNECTION_WAIT: Duration = Duration::from_secs(2);
@@ -68,6 +73,25 @@ pub enum EmulatorError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The public URL is not an `http`/`https` origin.
+    #[error("invalid public URL {url:?}: {reason}")]
+    InvalidPublicUrl {
+        /// What was given.
+        url: String,
+        /// Why it is wrong.
+        reason: String,
+    },
+    /// A TLS certificate or key file cannot be used.
+    #[error("TLS file {path}: {reason}")]
+    TlsFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it (never its content).
+        reason: String,
+    },
+    /// TLS cannot be set up with the given or generated certificate.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// A setting is out of range.
     #[error("invalid setting: {0}")]
     InvalidSetting(String),
@@ -100,6 +124,8 @@ pub struct EmulatorBuilder {
     ping_timeout: Duration,
     faults: Vec<FaultRule>,
     build_step: Duration,
+    public_url: Option<String>,
+    tls: Option<TlsSource>,
 }
 
 /// Default duration of one step of an emulated image build.
@@ -117,6 +143,8 @@ impl Default for EmulatorBuilder {
             ping_timeout: Duration::from_secs(20),
             faults: Vec::new(),
             build_step: DEFAULT_BUILD_STEP,
+            public_url: None,
+            tls: None,
         }
     }
 }
@@ -131,6 +159,8 @@ impl fmt::Debug for EmulatorBuilder {
             .field("bind", &self.bind)
             .field("faults", &self.faults.len())
             .field("build_step", &self.build_step)
+            .field("public_url", &self.public_url)
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }
@@ -168,6 +198,59 @@ impl EmulatorBuilder {
     /// Listen address, `host:port` (port 0 picks a free one). Default `127.0.0.1:0`.
     pub fn bind(mut self, addr: impl Into<String>) -> Self {
         self.bind = addr.into();
+        self
+    }
+
+    /// The origin clients reach the emulator by, when it is not the listen address (behind a
+    /// proxy, a port forward, a tunnel): `http(s)://host:port`, no path. Every absolute URL the
+    /// emulator hands out (API and toolbox proxy URLs, `toolboxProxyUrl` in sandboxes, preview
+    /// and signed preview links, build-log URLs) is built on it, and
+    /// [`EmulatorHandle::base_url`] returns it. Default: the listen address.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), daytona_emulator::EmulatorError> {
+    /// let emulator = daytona_emulator::Emulator::builder()
+    ///     .public_url("http://sandboxes.example.test:8443/")
+    ///     .start()
+    ///     .await?;
+    /// assert_eq!(emulator.base_url(), "http://sandboxes.example.test:8443");
+    /// assert_eq!(emulator.toolbox_proxy_url(), "http://sandboxes.example.test:8443/toolbox");
+    /// assert_ne!(emulator.listen_url(), emulator.base_url());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn public_url(mut self, url: impl Into<String>) -> Self {
+        self.public_url = Some(url.into());
+        self
+    }
+
+    /// Serve HTTPS and WSS with the certificate chain in `cert` (PEM, leaf first) and the
+    /// private key in `key` (PEM: PKCS#8, RSA or EC). URLs handed out use `https`.
+    pub fn tls_files(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.tls = Some(TlsSource::Files {
+            cert: cert.into(),
+            key: key.into(),
+        });
+        self
+    }
+
+    /// Serve HTTPS and WSS with a certificate generated at start, issued by a CA generated with
+    /// it ([`EmulatorHandle::tls_ca_pem`]: what clients must trust), valid for `localhost`,
+    /// `127.0.0.1`, `::1`, the listen host and the public URL's host.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), daytona_emulator::EmulatorError> {
+    /// let emulator = daytona_emulator::Emulator::builder().tls_self_signed().start().await?;
+    /// assert!(emulator.base_url().starts_with("https://127.0.0.1:"));
+    /// let ca = emulator.tls_ca_pem().expect("a generated CA");
+    /// assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn tls_self_signed(mut self) -> Self {
+        self.tls = Some(TlsSource::SelfSigned);
         self
     }
 
@@ -214,7 +297,33 @@ impl EmulatorBuilder {
         for rule in &self.faults {
             rule.validate().map_err(EmulatorError::InvalidSetting)?;
         }
+        let public_url = self
+            .public_url
+            .as_deref()
+            .map(parse_public_url)
+            .transpose()?;
         let addr = resolve(&self.bind).await?;
+        let tls = match &self.tls {
+            Some(source) => {
+                let mut hosts = Vec::new();
+                if !addr.ip().is_unspecified() {
+                    hosts.push(addr.ip().to_string());
+                }
+                if let Some(host) = public_url
+                    .as_deref()
+                    .and_then(|u| url::Url::parse(u).ok())
+                    .and_then(|u| u.host().map(|h| h.to_owned()))
+                {
+                    hosts.push(match host {
+                        url::Host::Domain(d) => d,
+                        url::Host::Ipv4(ip) => ip.to_string(),
+                        url::Host::Ipv6(ip) => ip.to_string(),
+                    });
+                }
+                Some(ServerTls::new(source, &hosts)?)
+            }
+            None => None,
+        };
         let (temp_dir, data_dir) = match self.data_dir {
             Some(dir) => {
                 std::fs::create_dir_all(&dir).map_err(|source| EmulatorError::DataDir {
@@ -254,7 +363,9 @@ impl EmulatorBuilder {
         } else {
             local.ip().to_string()
         };
-        let base_url = format!("http://{host}:{}", local.port());
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let listen_url = format!("{scheme}://{host}:{}", local.port());
+        let base_url = public_url.unwrap_or_else(|| listen_url.clone());
         let state = AppState::new(Config {
             api_key: self.api_key,
             base_url: base_url.clone(),
@@ -274,16 +385,24 @@ impl EmulatorBuilder {
         let router = crate::api::router(state.clone());
         let shutdown = state.shutdown_token();
         let connections = TaskTracker::new();
+        let (acceptor, tls_cert_pem, tls_ca_pem) = match tls {
+            Some(tls) => (Some(tls.acceptor), Some(tls.cert_pem), tls.ca_pem),
+            None => (None, None, None),
+        };
         let server = tokio::spawn(accept_loop(
             listener,
             router,
+            acceptor,
             shutdown.clone(),
             connections.clone(),
         ));
         let ticker = tokio::spawn(lifecycle_ticker(state.clone()));
-        tracing::info!(%base_url, "daytona emulator listening");
+        tracing::info!(%base_url, %listen_url, "daytona emulator listening");
         Ok(EmulatorHandle {
             base_url,
+            listen_url,
+            tls_cert_pem,
+            tls_ca_pem,
             local_addr: local,
             state,
             server: Some(server),
@@ -299,6 +418,9 @@ impl EmulatorBuilder {
 /// serving and kills every sandbox process (best effort, without waiting).
 pub struct EmulatorHandle {
     base_url: String,
+    listen_url: String,
+    tls_cert_pem: Option<String>,
+    tls_ca_pem: Option<String>,
     local_addr: SocketAddr,
     state: AppState,
     server: Option<JoinHandle<()>>,
@@ -312,23 +434,43 @@ impl fmt::Debug for EmulatorHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EmulatorHandle")
             .field("base_url", &self.base_url)
+            .field("listen_url", &self.listen_url)
             .field("state", &self.state)
             .finish_non_exhaustive()
     }
 }
 
 impl EmulatorHandle {
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT`, or the public URL when one was set
+    /// ([`EmulatorBuilder::public_url`]): the origin every URL handed out is built on.
     pub fn base_url(&self) -> &str {
         &self.base_url
     }
 
-    /// `http://127.0.0.1:PORT/api`: what the SDKs take as `apiUrl`.
+    /// The listen address as a URL, `http://127.0.0.1:PORT`, whatever the public URL.
+    pub fn listen_url(&self) -> String {
+        self.listen_url.clone()
+    }
+
+    /// The served TLS certificate chain, PEM, when serving TLS.
+    pub fn tls_certificate_pem(&self) -> Option<&str> {
+        self.tls_cert_pem.as_deref()
+    }
+
+    /// The CA that issued the served certificate, PEM, when it was generated
+    /// ([`EmulatorBuilder::tls_self_signed`]): the root a client must trust (e.g. with
+    /// `NODE_EXTRA_CA_CERTS`, or `DaytonaConfig::add_root_certificates_pem`). `None` for
+    /// certificates from files (their issuer is the caller's) and without TLS.
+    pub fn tls_ca_pem(&self) -> Option<&str> {
+        self.tls_ca_pem.as_deref()
+    }
+
+    /// `<base_url>/api`: what the SDKs take as `apiUrl`.
     pub fn api_url(&self) -> String {
         format!("{}/api", self.base_url)
     }
 
-    /// `http://127.0.0.1:PORT/toolbox`: every sandbox's `toolboxProxyUrl`.
+    /// `<base_url>/toolbox`: every sandbox's `toolboxProxyUrl`.
     pub fn toolbox_proxy_url(&self) -> String {
         self.state.toolbox_proxy_url()
     }
@@ -461,6 +603,37 @@ impl Drop for EmulatorHandle {
             drop(entries);
         }
     }
+}
+
+/// Checks a public URL is an `http`/`https` origin; returns it without a trailing slash.
+fn parse_public_url(raw: &str) -> Result<String, EmulatorError> {
+    let invalid = |reason: &str| EmulatorError::InvalidPublicUrl {
+        url: raw.to_string(),
+        reason: reason.to_string(),
+    };
+    let url = url::Url::parse(raw.trim()).map_err(|e| invalid(&e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid("the scheme must be http or https"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid("it has no host"));
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid(
+            "it must be an origin (scheme, host, port) without a path, query or fragment",
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        // The error is shown and logged: name the URL without the credentials.
+        let mut shown = url.clone();
+        let _ = shown.set_username("");
+        let _ = shown.set_password(None);
+        return Err(EmulatorError::InvalidPublicUrl {
+            url: shown.to_string(),
+            reason: "it must not carry credentials".to_string(),
+        });
+    }
+    Ok(url.as_str().trim_end_matches('/').to_string())
 }
 
 /// `host:port` → one socket address (IP literals directly, names through the resolver).
@@ -597,6 +770,7 @@ impl AsyncWrite for AbortableStream {
 async fn accept_loop(
     listener: TcpListener,
     router: Router,
+    tls: Option<TlsAcceptor>,
     shutdown: CancellationToken,
     connections: TaskTracker,
 ) {
@@ -616,36 +790,71 @@ async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let handle = ConnHandle::new();
-        let io = TokioIo::new(AbortableStream {
+        let stream = AbortableStream {
             inner: stream,
             handle: handle.clone(),
-        });
+        };
         let router = router.clone();
-        let conn_handle = handle.clone();
-        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-            request.extensions_mut().insert(conn_handle.clone());
-            router.clone().oneshot(request.map(Body::new))
-        });
         let shutdown = shutdown.clone();
+        let tls = tls.clone();
         connections.spawn(async move {
-            let builder = auto::Builder::new(TokioExecutor::new());
-            let conn = builder.serve_connection_with_upgrades(io, service);
-            tokio::pin!(conn);
-            tokio::select! {
-                result = conn.as_mut() => {
-                    if let Err(e) = result {
-                        tracing::debug!(error = %e, "connection ended with an error");
+            let Some(acceptor) = tls else {
+                serve_connection(stream, router, handle, shutdown).await;
+                return;
+            };
+            // The handshake runs here, off the accept loop, so a slow client holds up no one.
+            let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+            let stream = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = handle.aborted() => return,
+                outcome = handshake => match outcome {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "TLS handshake failed");
+                        return;
                     }
-                }
-                _ = handle.aborted() => {
-                    tracing::debug!("connection reset by fault rule");
-                }
-                _ = shutdown.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(GRACEFUL_CONNECTION_WAIT, conn.as_mut()).await;
-                }
-            }
+                    Err(_) => {
+                        tracing::debug!("TLS handshake timed out");
+                        return;
+                    }
+                },
+            };
+            serve_connection(stream, router, handle, shutdown).await;
         });
+    }
+}
+
+/// Serves HTTP/1.1 (with upgrades) or HTTP/2 on one connection, plain or TLS, until it ends,
+/// is aborted by a fault rule, or the emulator shuts down.
+async fn serve_connection<S>(
+    stream: S,
+    router: Router,
+    handle: ConnHandle,
+    shutdown: CancellationToken,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let conn_handle = handle.clone();
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+        request.extensions_mut().insert(conn_handle.clone());
+        router.clone().oneshot(request.map(Body::new))
+    });
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        }
+        _ = handle.aborted() => {
+            tracing::debug!("connection reset by fault rule");
+        }
+        _ = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(GRACEFUL_CONNECTION_WAIT, conn.as_mut()).await;
+        }
     }
 }
 

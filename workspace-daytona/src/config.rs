@@ -1,7 +1,11 @@
 //! Client configuration: credentials, endpoint, region, timeouts, retries.
 
+use std::fmt;
+use std::path::Path;
 use std::time::Duration;
 
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
 use url::Url;
 
 use crate::error::DaytonaError;
@@ -21,13 +25,25 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_TRANSFER_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// The environment variables [`DaytonaConfig::from_env`] reads.
-pub const ENV_VARS: [&str; 5] = [
+pub const ENV_VARS: [&str; 6] = [
     "DAYTONA_API_KEY",
     "DAYTONA_JWT_TOKEN",
     "DAYTONA_ORGANIZATION_ID",
     "DAYTONA_API_URL",
     "DAYTONA_TARGET",
+    "DAYTONA_EXTRA_CA_CERTS",
 ];
+
+/// Root certificates trusted beside the public web PKI's (a private CA, an emulator's
+/// generated one). Shown in `Debug` by count only.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub(crate) struct ExtraRoots(pub(crate) Vec<CertificateDer<'static>>);
+
+impl fmt::Debug for ExtraRoots {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} extra root certificate(s)", self.0.len())
+    }
+}
 
 /// How the client authenticates. Both kinds travel as `Authorization: Bearer`; a JWT also needs
 /// the organization, sent as `X-Daytona-Organization-ID`.
@@ -84,6 +100,7 @@ pub struct DaytonaConfig {
     pub(crate) request_timeout: Option<Duration>,
     pub(crate) connect_timeout: Duration,
     pub(crate) retry: RetryConfig,
+    pub(crate) extra_roots: ExtraRoots,
 }
 
 impl DaytonaConfig {
@@ -108,16 +125,19 @@ impl DaytonaConfig {
             request_timeout: Some(DEFAULT_REQUEST_TIMEOUT),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             retry: RetryConfig::default(),
+            extra_roots: ExtraRoots::default(),
         }
     }
 
     /// Reads `DAYTONA_API_KEY`, or `DAYTONA_JWT_TOKEN` with `DAYTONA_ORGANIZATION_ID`, plus the
-    /// optional `DAYTONA_API_URL` and `DAYTONA_TARGET`. An API key wins when both are set, as in
-    /// the official SDKs. Empty variables count as unset.
+    /// optional `DAYTONA_API_URL`, `DAYTONA_TARGET` and `DAYTONA_EXTRA_CA_CERTS` (a PEM file of
+    /// extra root certificates, see [`add_root_certificates_file`](Self::add_root_certificates_file)).
+    /// An API key wins when both are set, as in the official SDKs. Empty variables count as unset.
     ///
     /// # Errors
     /// [`DaytonaError::MissingCredentials`] naming the variables when neither credential is set,
-    /// [`DaytonaError::InvalidConfig`] when a JWT lacks its organization or the URL is invalid.
+    /// [`DaytonaError::InvalidConfig`] when a JWT lacks its organization, the URL is invalid, or
+    /// the CA file cannot be read or holds no usable certificate.
     pub fn from_env() -> Result<Self, DaytonaError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -158,7 +178,7 @@ impl DaytonaConfig {
         if let Some(target) = get("DAYTONA_TARGET") {
             cfg = cfg.target(target);
         }
-        Ok(cfg)
+        cfg.extra_roots_from_lookup(lookup)
     }
 
     /// Sets the API base URL, e.g. `https://app.daytona.io/api` or an emulator's
@@ -192,6 +212,93 @@ impl DaytonaConfig {
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
+    }
+
+    /// Also trusts the root certificates in `pem` (one or more `CERTIFICATE` blocks), beside the
+    /// public web PKI's, for HTTPS and WSS alike: a private CA, or an emulator's generated one.
+    ///
+    /// ```
+    /// use workspace_daytona::{DaytonaConfig, DaytonaError};
+    /// let err = DaytonaConfig::with_api_key("k")
+    ///     .add_root_certificates_pem(b"not a certificate")
+    ///     .unwrap_err();
+    /// assert!(matches!(err, DaytonaError::InvalidConfig { .. }));
+    /// ```
+    ///
+    /// # Errors
+    /// [`DaytonaError::InvalidConfig`] (field `extra_ca`) when `pem` holds no certificate or one
+    /// that cannot be a trust anchor.
+    pub fn add_root_certificates_pem(mut self, pem: &[u8]) -> Result<Self, DaytonaError> {
+        let invalid = |reason: String| DaytonaError::InvalidConfig {
+            field: "extra_ca".into(),
+            reason,
+        };
+        let certs = CertificateDer::pem_slice_iter(pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| invalid(format!("not PEM certificates: {e}")))?;
+        if certs.is_empty() {
+            return Err(invalid("no CERTIFICATE block found".into()));
+        }
+        let mut check = rustls::RootCertStore::empty();
+        for cert in certs {
+            check
+                .add(cert.clone())
+                .map_err(|e| invalid(format!("a certificate cannot be a trust anchor: {e}")))?;
+            self.extra_roots.0.push(cert);
+        }
+        Ok(self)
+    }
+
+    /// [`add_root_certificates_pem`](Self::add_root_certificates_pem) with the content of the
+    /// PEM file at `path`.
+    ///
+    /// # Errors
+    /// [`DaytonaError::InvalidConfig`] (field `extra_ca`) naming the file when it cannot be read
+    /// or holds no usable certificate.
+    pub fn add_root_certificates_file(self, path: impl AsRef<Path>) -> Result<Self, DaytonaError> {
+        let path = path.as_ref();
+        let pem = std::fs::read(path).map_err(|e| DaytonaError::InvalidConfig {
+            field: "extra_ca".into(),
+            reason: format!("cannot read {}: {e}", path.display()),
+        })?;
+        self.add_root_certificates_pem(&pem).map_err(|e| match e {
+            DaytonaError::InvalidConfig { field, reason } => DaytonaError::InvalidConfig {
+                field,
+                reason: format!("{}: {reason}", path.display()),
+            },
+            other => other,
+        })
+    }
+
+    /// Also trusts the roots in the PEM file named by `DAYTONA_EXTRA_CA_CERTS`, when set (as
+    /// [`from_env`](Self::from_env) does), for a config built another way.
+    ///
+    /// # Errors
+    /// As [`add_root_certificates_file`](Self::add_root_certificates_file), the field named
+    /// `DAYTONA_EXTRA_CA_CERTS`.
+    pub fn extra_roots_from_env(self) -> Result<Self, DaytonaError> {
+        self.extra_roots_from_lookup(|name| std::env::var(name).ok())
+    }
+
+    fn extra_roots_from_lookup(
+        self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, DaytonaError> {
+        let Some(path) = lookup("DAYTONA_EXTRA_CA_CERTS").filter(|v| !v.trim().is_empty()) else {
+            return Ok(self);
+        };
+        self.add_root_certificates_file(&path).map_err(|e| match e {
+            DaytonaError::InvalidConfig { reason, .. } => DaytonaError::InvalidConfig {
+                field: "DAYTONA_EXTRA_CA_CERTS".into(),
+                reason,
+            },
+            other => other,
+        })
+    }
+
+    /// How many extra root certificates are trusted.
+    pub fn extra_root_certificates(&self) -> usize {
+        self.extra_roots.0.len()
     }
 
     /// Replaces the retry policy.
@@ -338,6 +445,35 @@ mod tests {
         ]))
         .unwrap_err();
         assert!(err.to_string().contains("DAYTONA_API_URL"), "{err}");
+    }
+
+    #[test]
+    fn extra_ca_file_errors_name_the_variable_and_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(
+            &junk,
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "nothing here\n").unwrap();
+        for path in [&missing, &junk, &empty] {
+            let p = path.to_str().unwrap();
+            let err = DaytonaConfig::from_lookup(lookup(&[
+                ("DAYTONA_API_KEY", "k"),
+                ("DAYTONA_EXTRA_CA_CERTS", p),
+            ]))
+            .unwrap_err();
+            let DaytonaError::InvalidConfig { field, reason } = &err else {
+                panic!("{err:?}");
+            };
+            assert_eq!(field, "DAYTONA_EXTRA_CA_CERTS");
+            assert!(reason.contains(p), "{reason}");
+        }
+        let cfg = DaytonaConfig::from_lookup(lookup(&[("DAYTONA_API_KEY", "k")])).unwrap();
+        assert_eq!(cfg.extra_root_certificates(), 0);
     }
 
     #[test]

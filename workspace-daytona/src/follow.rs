@@ -375,8 +375,13 @@ async fn connect_once(
         request.headers_mut().insert(SEC_WEBSOCKET_PROTOCOL, value);
     }
     let limit = transport.config().connect_timeout;
-    let outcome = match tokio::time::timeout(limit, tokio_tungstenite::connect_async(request)).await
-    {
+    let handshake = tokio_tungstenite::connect_async_tls_with_config(
+        request,
+        None,
+        false,
+        transport.websocket_tls(),
+    );
+    let outcome = match tokio::time::timeout(limit, handshake).await {
         Ok(outcome) => outcome,
         Err(_) => {
             return Err((

@@ -141,6 +141,9 @@ pub(crate) struct Transport {
     http: reqwest::Client,
     headers: HeaderMap,
     config: DaytonaConfig,
+    /// TLS for WebSockets when extra roots are trusted; `None` uses tungstenite's default
+    /// (the public web PKI roots).
+    ws_tls: Option<tokio_tungstenite::Connector>,
 }
 
 impl std::fmt::Debug for Transport {
@@ -151,24 +154,71 @@ impl std::fmt::Debug for Transport {
     }
 }
 
+/// A rustls client config trusting the public web PKI roots plus the configured extra ones, as
+/// reqwest does for HTTP; `None` when there are no extra roots.
+fn websocket_tls(
+    config: &DaytonaConfig,
+) -> Result<Option<tokio_tungstenite::Connector>, DaytonaError> {
+    if config.extra_roots.0.is_empty() {
+        return Ok(None);
+    }
+    let invalid = |reason: String| DaytonaError::InvalidConfig {
+        field: "extra_ca".into(),
+        reason,
+    };
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    for der in &config.extra_roots.0 {
+        roots
+            .add(der.clone())
+            .map_err(|e| invalid(format!("a certificate cannot be a trust anchor: {e}")))?;
+    }
+    // ring explicitly: the process-wide default provider may be unset, or another one.
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| invalid(e.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(Some(tokio_tungstenite::Connector::Rustls(
+        std::sync::Arc::new(tls),
+    )))
+}
+
 impl Transport {
     pub fn new(config: DaytonaConfig) -> Result<Self, DaytonaError> {
         config.validate()?;
         let headers = sdk_headers(&config)?;
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .default_headers(headers.clone())
             .connect_timeout(config.connect_timeout)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|e| DaytonaError::InvalidConfig {
-                field: "http client".into(),
-                reason: e.to_string(),
-            })?;
+            .pool_idle_timeout(Duration::from_secs(60));
+        for der in &config.extra_roots.0 {
+            let cert =
+                reqwest::Certificate::from_der(der).map_err(|e| DaytonaError::InvalidConfig {
+                    field: "extra_ca".into(),
+                    reason: e.to_string(),
+                })?;
+            http = http.add_root_certificate(cert);
+        }
+        let ws_tls = websocket_tls(&config)?;
+        let http = http.build().map_err(|e| DaytonaError::InvalidConfig {
+            field: "http client".into(),
+            reason: e.to_string(),
+        })?;
         Ok(Transport {
             http,
             headers,
             config,
+            ws_tls,
         })
+    }
+
+    /// The TLS connector for WebSocket handshakes (`None`: tungstenite's default).
+    pub fn websocket_tls(&self) -> Option<tokio_tungstenite::Connector> {
+        self.ws_tls.clone()
     }
 
     pub fn config(&self) -> &DaytonaConfig {
