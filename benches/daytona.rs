@@ -40,6 +40,9 @@ use support::stats::{median_dur, median_f64, quantile_dur};
 
 const REPRODUCE: &str = "cargo bench --bench daytona";
 const PLOT: &str = "benches/daytona-latency.svg";
+const NETWORK_PLOT: &str = "benches/daytona-network.svg";
+/// The round trip times the network section models (besides 0).
+const NETWORK_RTTS_MS: [u64; 3] = [0, 20, 80];
 /// What the round trips are measured again with before every toolbox request: a daemon that
 /// far away, as a cloud sandbox is.
 const FAR_DELAY: Duration = Duration::from_millis(5);
@@ -51,6 +54,10 @@ struct Sizes {
     /// The round trips again with [`FAR_DELAY`] added to every toolbox request.
     round_trip_far: dt::round_trip::Sizes,
     create_rounds: usize,
+    /// The round trips through the proxy, at each of [`NETWORK_RTTS_MS`].
+    network: dt::round_trip::Sizes,
+    /// Create → first output rounds through the proxy.
+    network_create_rounds: usize,
     scale: Vec<Plan>,
     demux_bytes: usize,
     demux_reps: usize,
@@ -86,6 +93,13 @@ impl Sizes {
                     counted: 1,
                 },
                 create_rounds: 1,
+                network: dt::round_trip::Sizes {
+                    rounds: 1,
+                    batch: 2,
+                    warmup: 1,
+                    counted: 1,
+                },
+                network_create_rounds: 1,
                 scale: vec![Plan {
                     sandboxes: 6,
                     concurrency: concurrency.min(3),
@@ -117,6 +131,13 @@ impl Sizes {
                     counted: 3,
                 },
                 create_rounds: 15,
+                network: dt::round_trip::Sizes {
+                    rounds: 3,
+                    batch: 5,
+                    warmup: 3,
+                    counted: 3,
+                },
+                network_create_rounds: 5,
                 scale: [64, 256]
                     .into_iter()
                     .map(|sandboxes| Plan {
@@ -183,6 +204,7 @@ struct Figures {
     /// With [`FAR_DELAY`] per toolbox request.
     round_trip_far: Vec<FlowSamples>,
     create_first: CreateFirst,
+    network: Vec<dt::network::NetworkRun>,
     scale: Vec<ScaleResult>,
     transfers: Transfers,
 }
@@ -244,7 +266,14 @@ async fn run(quick: bool) -> dt::Result<()> {
         None
     };
 
+    let rtts: Vec<Duration> = NETWORK_RTTS_MS
+        .iter()
+        .map(|&ms| Duration::from_millis(ms))
+        .collect();
+    let network = dt::network::measure(&rtts, sizes.network, sizes.network_create_rounds).await?;
+
     let figures = Figures {
+        network,
         local,
         demux,
         round_trip,
@@ -266,6 +295,7 @@ async fn run(quick: bool) -> dt::Result<()> {
         "Command round trip against daytona-emulator (echo, one started sandbox)",
         &series,
     )?;
+    let network_svg = network_plot(&figures.network)?;
     let section = render(&figures, &sizes, node_version.as_deref(), quick);
     support::report::publish("local", &local_section, quick)?;
     support::report::publish("daytona", &section, quick)?;
@@ -281,6 +311,9 @@ async fn run(quick: bool) -> dt::Result<()> {
     } else {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(PLOT);
         std::fs::write(&path, svg)?;
+        println!("wrote {}", path.display());
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(NETWORK_PLOT);
+        std::fs::write(&path, network_svg)?;
         println!("wrote {}", path.display());
     }
     let errors: usize = figures.scale.iter().map(|s| s.errors).sum();
@@ -502,6 +535,8 @@ fn render(f: &Figures, sizes: &Sizes, node: Option<&str>, quick: bool) -> String
         ratio(rm, tm),
     );
 
+    network_section(&mut s, f, sizes);
+
     // Scale.
     let largest = f.scale.iter().map(|r| r.sandboxes).max().unwrap_or(0);
     let _ = writeln!(
@@ -643,4 +678,106 @@ fn render(f: &Figures, sizes: &Sizes, node: Option<&str>, quick: bool) -> String
             .unwrap_or_default()
     );
     s
+}
+
+/// The p50 of each flow against the modelled RTT, as an SVG line chart.
+fn network_plot(runs: &[dt::network::NetworkRun]) -> dt::Result<String> {
+    let series: Vec<dt::plot::Line> = Flow::ALL
+        .iter()
+        .map(|&which| dt::plot::Line {
+            label: which.plain_label(),
+            points: runs
+                .iter()
+                .map(|r| {
+                    (
+                        r.rtt.as_secs_f64() * 1000.0,
+                        p50(flow(&r.samples, which)).as_secs_f64() * 1000.0,
+                    )
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(dt::plot::render_lines(
+        "Command round trip p50 against the modelled network round trip time",
+        "modelled RTT (ms), each new connection 2 RTTs (TCP + TLS 1.3)",
+        "p50 wall time per command (ms)",
+        &series,
+    )?)
+}
+
+/// The tables of the runs through the proxy and the targets of the network issue.
+fn network_section(s: &mut String, f: &Figures, sizes: &Sizes) {
+    let n = &sizes.network;
+    let _ = writeln!(
+        s,
+        "### Over a modelled network\n\nThe same flows through `latency-proxy` (a TCP proxy \
+         in this process): each chunk delayed by RTT/2 per direction, order kept, and each new \
+         connection held for 2 RTTs before its first byte (TCP's handshake and TLS 1.3's), with \
+         the emulator handing out the proxy's address as its public URL, so every request and \
+         WebSocket of every client crosses it. A fresh emulator, proxy and clients per RTT; {} \
+         commands per flow in batches of {} (after {} untimed). Requests are counted in the \
+         emulator's log and new connections at the proxy, over {} more commands per flow. The \
+         warm streamed flow is `DaytonaSandbox::execute_command` on its resident shell.\n",
+        n.rounds * n.batch,
+        n.batch,
+        n.warmup,
+        n.counted
+    );
+    for run in &f.network {
+        let _ = writeln!(
+            s,
+            "#### RTT {} ms\n\n| flow | p50 | p99 | requests / command | new connections / command | client CPU / command |\n|---|---|---|---|---|---|",
+            run.rtt.as_millis()
+        );
+        for x in &run.samples {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {:.1} | {} | {} |",
+                x.flow.label(),
+                ms(p50(x)),
+                ms(p99(x)),
+                x.requests_per_command,
+                x.connections_per_command
+                    .map_or_else(|| "?".to_string(), |c| format!("{c:.1}")),
+                us(x.cpu_per_command()),
+            );
+        }
+        let _ = writeln!(s);
+    }
+    let _ = writeln!(
+        s,
+        "| target (warm streamed `execute_command`) | RTT | measured | target |\n|---|---|---|---|"
+    );
+    for run in f.network.iter().filter(|r| !r.rtt.is_zero()) {
+        let rp = flow(&run.samples, Flow::RustProvider);
+        let one = ratio(p50(rp), p50(flow(&run.samples, Flow::TsOneShot)));
+        let ses = ratio(p50(rp), p50(flow(&run.samples, Flow::TsSession)));
+        let conns = rp.connections_per_command.unwrap_or(f64::NAN);
+        let rtt = run.rtt.as_millis();
+        let _ = writeln!(
+            s,
+            "| p50 ÷ TS `executeCommand` p50 | {rtt} ms | **{one:.2}×** | ≤ 1.1× ({}) |\n\
+             | p50 ÷ TS session flow p50 | {rtt} ms | **{ses:.2}×** | ≤ 0.4× ({}) |\n\
+             | new connections per command | {rtt} ms | **{conns:.1}** | 0 ({}) |",
+            verdict(one <= 1.1),
+            verdict(ses <= 0.4),
+            verdict(conns == 0.0),
+        );
+        if let Some(cf) = &run.create_first {
+            let (mut rust, mut tsc) = (cf.rust.clone(), cf.ts.clone());
+            let (rm, tm) = (median_dur(&mut rust), median_dur(&mut tsc));
+            let _ = writeln!(
+                s,
+                "| create → first output: `DaytonaSandbox` {} ÷ TS {} | {rtt} ms | **{:.2}×** | ≤ 0.6× ({}) |",
+                ms(rm),
+                ms(tm),
+                ratio(rm, tm),
+                verdict(ratio(rm, tm) <= 0.6),
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        "\n![Command round trip p50 against the modelled RTT]({NETWORK_PLOT})\n"
+    );
 }

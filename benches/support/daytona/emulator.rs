@@ -16,6 +16,9 @@ use tokio::process::{Child, ChildStdin, ChildStdout};
 use super::child::ROLE_VAR;
 use super::{API_KEY, Result};
 
+/// The public URL the `emulator` role hands out, when set.
+const PUBLIC_URL_VAR: &str = "DAYTONA_EMULATOR_PUBLIC_URL";
+
 /// How long a clean shutdown (which kills every sandbox process) may take.
 const STOP_WAIT: Duration = Duration::from_secs(20);
 
@@ -70,8 +73,22 @@ pub struct EmulatorProcess {
 impl EmulatorProcess {
     /// Starts one and waits for its base URL.
     pub async fn spawn(isolation: Isolation) -> Result<Self> {
+        Self::spawn_with(isolation, None).await
+    }
+
+    /// Starts one whose URLs name `public_url` (a proxy in front of it); its
+    /// [`base_url`](Self::base_url) stays its own listen address.
+    pub async fn spawn_behind(isolation: Isolation, public_url: &str) -> Result<Self> {
+        Self::spawn_with(isolation, Some(public_url)).await
+    }
+
+    async fn spawn_with(isolation: Isolation, public_url: Option<&str>) -> Result<Self> {
         let exe = std::env::current_exe()?;
-        let mut child = tokio::process::Command::new(exe)
+        let mut command = tokio::process::Command::new(exe);
+        if let Some(url) = public_url {
+            command.env(PUBLIC_URL_VAR, url);
+        }
+        let mut child = command
             .env(ROLE_VAR, "emulator")
             .env("DAYTONA_EMULATOR_ISOLATION", isolation.env_value())
             .stdin(Stdio::piped())
@@ -148,18 +165,19 @@ pub fn serve() -> ExitCode {
         }
     };
     runtime.block_on(async {
-        let handle = match daytona_emulator::Emulator::builder()
-            .api_key(API_KEY)
-            .start()
-            .await
-        {
+        let mut builder = daytona_emulator::Emulator::builder().api_key(API_KEY);
+        if let Some(url) = std::env::var(PUBLIC_URL_VAR).ok().filter(|u| !u.is_empty()) {
+            builder = builder.public_url(url);
+        }
+        let handle = match builder.start().await {
             Ok(h) => h,
             Err(e) => {
                 eprintln!("bench emulator: {e}");
                 return ExitCode::FAILURE;
             }
         };
-        println!("{}", handle.base_url());
+        // Its own address: with a public URL, the parent points the proxy here.
+        println!("{}", handle.listen_url());
         // Wait for the parent to close our stdin (or to die).
         let mut sink = Vec::new();
         let _ = tokio::io::stdin().read_to_end(&mut sink).await;

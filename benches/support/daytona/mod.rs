@@ -6,6 +6,7 @@ pub mod child;
 pub mod create_first;
 pub mod demux;
 pub mod emulator;
+pub mod network;
 pub mod node;
 pub mod plot;
 pub mod round_trip;

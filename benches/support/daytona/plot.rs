@@ -92,3 +92,74 @@ pub fn render_cdf(title: &str, series: &[Series<'_>]) -> Result<String, String> 
     }
     Ok(svg)
 }
+
+/// One line of [`render_lines`].
+pub struct Line {
+    /// Legend text.
+    pub label: String,
+    /// `(x, y)` points, in x order.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// Renders lines with markers on linear axes; `title` heads the plot.
+pub fn render_lines(
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    lines: &[Line],
+) -> Result<String, String> {
+    let all = || lines.iter().flat_map(|l| l.points.iter().copied());
+    let x_hi = all().map(|(x, _)| x).fold(0.0_f64, f64::max).max(1.0) * 1.05;
+    let y_hi = all().map(|(_, y)| y).fold(0.0_f64, f64::max);
+    if y_hi <= 0.0 {
+        return Err("no points to plot".into());
+    }
+    // Head room for the legend.
+    let y_hi = y_hi * 1.45;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (900, 520)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(16)
+            .x_label_area_size(44)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0.0..x_hi, 0.0..y_hi)
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .light_line_style(TRANSPARENT)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        let colors = [RED, BLUE, GREEN, MAGENTA, CYAN, BLACK];
+        for (i, line) in lines.iter().enumerate() {
+            let color = colors[i % colors.len()];
+            chart
+                .draw_series(LineSeries::new(line.points.clone(), color.stroke_width(2)))
+                .map_err(|e| e.to_string())?
+                .label(line.label.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+            chart
+                .draw_series(
+                    line.points
+                        .iter()
+                        .map(|&p| Circle::new(p, 3, color.filled())),
+                )
+                .map_err(|e| e.to_string())?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(svg)
+}

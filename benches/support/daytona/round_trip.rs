@@ -84,6 +84,8 @@ pub struct FlowSamples {
     pub server_cpu: Duration,
     /// HTTP requests (WebSocket upgrades included) the server saw per command.
     pub requests_per_command: f64,
+    /// New connections per command, where a proxy counted them.
+    pub connections_per_command: Option<f64>,
 }
 
 impl FlowSamples {
@@ -130,6 +132,18 @@ impl Subjects<'_> {
     }
 }
 
+/// Where the flows run.
+pub struct Target<'a> {
+    /// The base URL clients use (the emulator's own, or a proxy in front of it).
+    pub client_url: &'a str,
+    /// The emulator's own base URL, for its `/_emulator` routes.
+    pub control_url: &'a str,
+    /// The emulator's process, for its CPU time.
+    pub server_pid: Option<u32>,
+    /// Connections opened so far, where a proxy counts them.
+    pub connections: Option<&'a (dyn Fn() -> u64 + Sync)>,
+}
+
 /// Runs the comparison against the emulator at `base_url` (its process is `server_pid`).
 pub async fn measure(
     base_url: &str,
@@ -137,6 +151,23 @@ pub async fn measure(
     node: &mut NodeWorker,
     sizes: Sizes,
 ) -> Result<Vec<FlowSamples>> {
+    let target = Target {
+        client_url: base_url,
+        control_url: base_url,
+        server_pid,
+        connections: None,
+    };
+    measure_at(&target, node, sizes).await
+}
+
+/// [`measure`] with clients and control at addresses of their own, counting connections.
+pub async fn measure_at(
+    target: &Target<'_>,
+    node: &mut NodeWorker,
+    sizes: Sizes,
+) -> Result<Vec<FlowSamples>> {
+    let base_url = target.client_url;
+    let server_pid = target.server_pid;
     let provider = DaytonaSandbox::builder()
         .api_url(format!("{base_url}/api"))
         .api_key(API_KEY)
@@ -172,6 +203,7 @@ pub async fn measure(
             cpu: Duration::ZERO,
             server_cpu: Duration::ZERO,
             requests_per_command: 0.0,
+            connections_per_command: None,
         })
         .collect();
     for round in 0..sizes.rounds {
@@ -190,8 +222,19 @@ pub async fn measure(
 
     let http = reqwest::Client::new();
     for s in &mut samples {
-        s.requests_per_command =
-            count_requests(&http, base_url, &mut subjects, s.flow, sizes.counted).await?;
+        let opened = target.connections.map(|count| count());
+        s.requests_per_command = count_requests(
+            &http,
+            target.control_url,
+            &mut subjects,
+            s.flow,
+            sizes.counted,
+        )
+        .await?;
+        if let (Some(count), Some(before)) = (target.connections, opened) {
+            let made = count().saturating_sub(before);
+            s.connections_per_command = Some(made as f64 / sizes.counted.max(1) as f64);
+        }
     }
 
     provider.destroy().await?;

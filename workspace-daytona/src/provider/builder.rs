@@ -469,7 +469,8 @@ impl DaytonaSandboxBuilder {
             Some(c) => c,
             None => {
                 let mut config = match &self.api_key {
-                    Some(key) => DaytonaConfig::with_api_key(key.clone()),
+                    // The key is given, the trust store still comes from the environment.
+                    Some(key) => DaytonaConfig::with_api_key(key.clone()).extra_roots_from_env()?,
                     None => DaytonaConfig::from_env()?,
                 };
                 if let Some(url) = &self.api_url {
