@@ -354,6 +354,23 @@ pub(crate) async fn connect(
     }
 }
 
+/// The error an upgrade refused with an HTTP answer maps to, and how safe a retry is.
+fn http_failure(response: http::Response<Option<Vec<u8>>>) -> (DaytonaError, Failure) {
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get(http::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(crate::error::parse_retry_after);
+    let body = response.body().as_deref().unwrap_or_default();
+    let err = DaytonaError::from_response(status, body, retry_after);
+    let failure = match status {
+        429 | 502 | 503 | 504 => Failure::TransientStatus,
+        _ => Failure::Permanent,
+    };
+    (err, failure)
+}
+
 /// One WebSocket handshake with the client's headers (and `subprotocols`, when offered): the
 /// socket, or the error with how safe a retry is.
 async fn connect_once(
@@ -375,6 +392,19 @@ async fn connect_once(
         request.headers_mut().insert(SEC_WEBSOCKET_PROTOCOL, value);
     }
     let limit = transport.config().connect_timeout;
+    if let Some(stream) = transport.take_spare(url) {
+        // A connection made ahead: only the upgrade crosses the network. One the server closed
+        // meanwhile fails here, and the socket is made afresh below.
+        let handshake = tokio_tungstenite::client_async_with_config(request.clone(), stream, None);
+        match tokio::time::timeout(limit, handshake).await {
+            Ok(Ok((socket, _response))) => return Ok(socket),
+            Ok(Err(WsError::Http(response))) => return Err(http_failure(*response)),
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "a spare connection failed; connecting afresh")
+            }
+            Err(_) => tracing::debug!("a spare connection did not answer; connecting afresh"),
+        }
+    }
     let handshake = tokio_tungstenite::connect_async_tls_with_config(
         request,
         None,
@@ -396,21 +426,7 @@ async fn connect_once(
     };
     match outcome {
         Ok((socket, _response)) => Ok(socket),
-        Err(WsError::Http(response)) => {
-            let status = response.status().as_u16();
-            let retry_after = response
-                .headers()
-                .get(http::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(crate::error::parse_retry_after);
-            let body = response.body().as_deref().unwrap_or_default();
-            let err = DaytonaError::from_response(status, body, retry_after);
-            let failure = match status {
-                429 | 502 | 503 | 504 => Failure::TransientStatus,
-                _ => Failure::Permanent,
-            };
-            Err((err, failure))
-        }
+        Err(WsError::Http(response)) => Err(http_failure(*response)),
         Err(WsError::Io(io)) => {
             // The TCP connect (or TLS) failed before the upgrade request was sent.
             let message = error_chain(&io);

@@ -58,6 +58,7 @@ pub mod fs;
 pub mod git;
 pub mod multipart;
 pub mod params;
+mod preconnect;
 pub mod preview;
 pub mod process;
 pub mod provider;

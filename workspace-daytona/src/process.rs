@@ -162,6 +162,15 @@ impl Process {
         })
     }
 
+    /// Make a connection to the toolbox in the background for a WebSocket about to be opened
+    /// (a log follow), so that its TCP and TLS handshakes overlap the requests before it.
+    pub(crate) async fn preconnect(&self) {
+        match self.tb.base().await {
+            Ok(base) => self.tb.transport.preconnect(base),
+            Err(e) => tracing::debug!(error = %e, "no toolbox URL to connect ahead to"),
+        }
+    }
+
     /// Creates a persistent shell session (`POST /process/session`).
     ///
     /// # Errors

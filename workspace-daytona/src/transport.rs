@@ -144,6 +144,9 @@ pub(crate) struct Transport {
     /// TLS for WebSockets when extra roots are trusted; `None` uses tungstenite's default
     /// (the public web PKI roots).
     ws_tls: Option<tokio_tungstenite::Connector>,
+    /// TLS for connections made ahead (`preconnect`): the same roots, always built.
+    ws_rustls: Arc<rustls::ClientConfig>,
+    spares: Arc<crate::preconnect::Spares>,
 }
 
 impl std::fmt::Debug for Transport {
@@ -155,13 +158,8 @@ impl std::fmt::Debug for Transport {
 }
 
 /// A rustls client config trusting the public web PKI roots plus the configured extra ones, as
-/// reqwest does for HTTP; `None` when there are no extra roots.
-fn websocket_tls(
-    config: &DaytonaConfig,
-) -> Result<Option<tokio_tungstenite::Connector>, DaytonaError> {
-    if config.extra_roots.0.is_empty() {
-        return Ok(None);
-    }
+/// reqwest does for HTTP.
+fn websocket_tls(config: &DaytonaConfig) -> Result<Arc<rustls::ClientConfig>, DaytonaError> {
     let invalid = |reason: String| DaytonaError::InvalidConfig {
         field: "extra_ca".into(),
         reason,
@@ -182,9 +180,7 @@ fn websocket_tls(
     .map_err(|e| invalid(e.to_string()))?
     .with_root_certificates(roots)
     .with_no_client_auth();
-    Ok(Some(tokio_tungstenite::Connector::Rustls(
-        std::sync::Arc::new(tls),
-    )))
+    Ok(Arc::new(tls))
 }
 
 impl Transport {
@@ -203,7 +199,10 @@ impl Transport {
                 })?;
             http = http.add_root_certificate(cert);
         }
-        let ws_tls = websocket_tls(&config)?;
+        let ws_rustls = websocket_tls(&config)?;
+        // Without extra roots tungstenite's own default (the same public roots) serves.
+        let ws_tls = (!config.extra_roots.0.is_empty())
+            .then(|| tokio_tungstenite::Connector::Rustls(ws_rustls.clone()));
         let http = http.build().map_err(|e| DaytonaError::InvalidConfig {
             field: "http client".into(),
             reason: e.to_string(),
@@ -213,7 +212,24 @@ impl Transport {
             headers,
             config,
             ws_tls,
+            ws_rustls,
+            spares: Arc::default(),
         })
+    }
+
+    /// Make a connection to `url`'s origin in the background for a WebSocket soon to be
+    /// opened there (see [`crate::preconnect`]).
+    pub fn preconnect(&self, url: &url::Url) {
+        self.spares
+            .make(url, self.ws_rustls.clone(), self.config.connect_timeout);
+    }
+
+    /// A connection made ahead for `url`'s origin, if one is ready.
+    pub fn take_spare(
+        &self,
+        url: &url::Url,
+    ) -> Option<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+        self.spares.take(url)
     }
 
     /// The TLS connector for WebSocket handshakes (`None`: tungstenite's default).

@@ -154,6 +154,9 @@ pub(crate) async fn start_in_new_session(
     attached: &Arc<Attached>,
     start: &NewSession<'_>,
 ) -> std::result::Result<(SessionGuard, String), OpError> {
+    // The log follow after the exec needs a connection of its own: make it now, beside the
+    // requests before it.
+    attached.sandbox.process().preconnect().await;
     if start.spare
         && let Some(session) = attached.spare.take()
     {
@@ -316,6 +319,9 @@ async fn follow_to_end(
     match ending {
         Ending::Exited(Ok(code)) => {
             session.delete_in_background();
+            if shared.builder().resident_shell {
+                resident::warm(&attached);
+            }
             let mut result = finish(collector);
             result.exit_code = code;
             result.success = code == 0;

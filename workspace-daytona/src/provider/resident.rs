@@ -238,6 +238,7 @@ pub(crate) fn warm(attached: &Arc<Attached>) {
 /// Create the session, start the loop in it and open the follow: a ready channel.
 async fn open(process: Process) -> std::result::Result<Channel, DaytonaError> {
     let id = new_session_id(RESIDENT_SESSION_PREFIX);
+    process.preconnect().await;
     process.create_session(&id).await?;
     let guard = SessionGuard::new(process.clone(), id);
     let request = SessionExecuteRequest {
@@ -446,7 +447,8 @@ enum Ending {
 }
 
 /// Run one command on the attachment's resident shell when one is ready; else
-/// [`Outcome::NotRun`] (and a shell is made for the commands after it).
+/// [`Outcome::NotRun`]. (The per-command path makes a shell once its command is done, so the
+/// making never competes with a handle's first command for connections.)
 pub(crate) async fn run(
     shared: &Arc<Shared>,
     attached: &Arc<Attached>,
@@ -455,7 +457,6 @@ pub(crate) async fn run(
     cancel: &CancellationToken,
 ) -> Outcome {
     let Some(channel) = attached.resident.take() else {
-        warm(attached);
         return Outcome::NotRun;
     };
     let dir = match working_dir(shared, attached, options.cwd.as_deref()).await {
