@@ -15,6 +15,7 @@ mod file_info;
 mod files;
 mod git;
 mod git_parse;
+mod go_fs;
 mod process;
 mod pty;
 mod pty_routes;
@@ -55,6 +56,19 @@ pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
             format!("invalid request body: {e}"),
         )
     })
+}
+
+/// The daemon's 400 for a request body whose `field` fails the validator's `required` tag
+/// (a missing or empty value), in go-playground's words after `prefix`.
+pub(crate) fn missing_field(prefix: &str, request: &str, field: &str) -> ApiError {
+    ApiError::daemon(
+        StatusCode::BAD_REQUEST,
+        codes::INVALID_REQUEST_BODY,
+        format!(
+            "{prefix}Key: '{request}.{field}' Error:Field validation for '{field}' failed on \
+             the 'required' tag"
+        ),
+    )
 }
 
 /// The toolbox routes, to be nested at `/toolbox/{sandboxId}`.
@@ -110,7 +124,7 @@ pub fn router() -> Router<AppState> {
         .route("/files/replace", post(files::replace_in_files))
         .route("/files/download", get(files::download_file))
         .route("/files/upload", post(files::upload_file))
-        .route("/files/upload-v2", post(files::upload_file))
+        .route("/files/upload-v2", post(files::upload_file_v2))
         .route("/files/bulk-upload", post(transfer::bulk_upload))
         .route("/files/bulk-download", post(transfer::bulk_download))
         .route("/git/clone", post(git::clone))

@@ -29,7 +29,7 @@ pub(crate) const DOWNLOAD_BOUNDARY: &str = "DAYTONA-FILE-BOUNDARY";
 /// Size of the pipe between the part writer and the response body.
 const PIPE_BUFFER: usize = 256 * 1024;
 /// RFC 5987 `attr-char`s are sent as is in `filename*`; every other byte is percent-encoded.
-const ATTR_CHAR_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC
+pub(crate) const ATTR_CHAR_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'!')
     .remove(b'#')
     .remove(b'$')
