@@ -148,17 +148,41 @@ async fn execute_timeout_is_408_and_kills_the_whole_tree() {
 #[tokio::test]
 async fn execute_rejects_empty_and_malformed_requests() {
     let fx = Fixture::start().await;
-    for body in [json!({"command": ""}), json!({"command": "   "})] {
-        let resp = fx
-            .post("/process/execute")
-            .json(&body)
-            .send()
+    // process/execute.go: the validator, then the blank check, then env names
+    // (common/env.go), all before anything runs.
+    let message = |body: Value| {
+        let fx = &fx;
+        async move {
+            let resp = fx
+                .post("/process/execute")
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 400, "{body}");
+            resp.json::<Value>().await.unwrap()["message"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    assert!(
+        message(json!({"command": ""}))
             .await
-            .unwrap();
-        assert_eq!(resp.status(), 400);
-        let err: Value = resp.json().await.unwrap();
-        assert!(err["message"].as_str().unwrap().contains("empty"));
+            .ends_with("'Command' failed on the 'required' tag")
+    );
+    assert_eq!(
+        message(json!({"command": " \n"})).await,
+        "command cannot be empty or whitespace-only"
+    );
+    for key in ["1X", "A-B", "", "A B"] {
+        assert_eq!(
+            message(json!({"command": "touch ran", "envs": {key: "v"}})).await,
+            format!("invalid environment variable name: '{key}'")
+        );
     }
+    let ok = fx.exec("test -e ran; echo $?").await;
+    assert_eq!(ok["result"], "1\n", "a refused command never ran");
     let resp = fx
         .post("/process/execute")
         .header("content-type", "application/json")

@@ -23,9 +23,9 @@ use crate::faults::WsDrop;
 use crate::state::AppState;
 use crate::toolbox::command_log::{MarkerStripper, demux, strip_markers};
 use crate::toolbox::files::bad_request;
-use crate::toolbox::runtime::SessionCommand;
+use crate::toolbox::runtime::{ExecMode, SessionCommand};
 use crate::toolbox::sdk_version::OutputFormat;
-use crate::toolbox::{SandboxPath, close_socket, parse_json};
+use crate::toolbox::{SandboxPath, close_socket, missing_field, parse_json};
 
 /// Largest WebSocket frame of log bytes, as the daemon reads them.
 const WS_READ_CHUNK: usize = 1024;
@@ -63,6 +63,16 @@ pub(crate) struct LogsQuery {
     follow: Option<String>,
 }
 
+/// Whether `key` may name an environment variable (`^[A-Za-z_][A-Za-z0-9_]*$`, the daemon's
+/// check of `envs`).
+fn valid_env_key(key: &str) -> bool {
+    let mut bytes = key.bytes();
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
 /// `POST /process/execute`: run a command line to completion; stdout and stderr interleaved.
 pub(crate) async fn execute(
     State(state): State<AppState>,
@@ -71,8 +81,26 @@ pub(crate) async fn execute(
 ) -> Result<Json<ExecuteResponse>, ApiError> {
     let target = state.toolbox_target(&p.sandbox_id)?;
     let req: ExecuteRequest = parse_json(&body)?;
+    if req.command.is_empty() {
+        return Err(missing_field(
+            "invalid request body: ",
+            "ExecuteRequest",
+            "Command",
+        ));
+    }
     if req.command.trim().is_empty() {
-        return Err(bad_request("empty command"));
+        return Err(bad_request("command cannot be empty or whitespace-only"));
+    }
+    if let Some(key) = req
+        .envs
+        .iter()
+        .flatten()
+        .map(|(k, _)| k)
+        .find(|k| !valid_env_key(k))
+    {
+        return Err(bad_request(format!(
+            "invalid environment variable name: '{key}'"
+        )));
     }
     let mut env = target.env.clone();
     if !target.user.is_empty() {
@@ -120,7 +148,19 @@ pub(crate) async fn execute(
     }))
 }
 
-/// `POST /process/session`: 201, 409 if the id exists.
+/// The id the daemon keeps for the image entrypoint's session: it cannot be created, deleted,
+/// run in or written to through the session routes.
+const ENTRYPOINT_SESSION: &str = "entrypoint";
+
+/// The daemon's 400 for a session route used on the entrypoint session.
+fn entrypoint_refused(session_id: &str, what: &str) -> Result<(), ApiError> {
+    if session_id == ENTRYPOINT_SESSION {
+        return Err(bad_request(what));
+    }
+    Ok(())
+}
+
+/// `POST /process/session`: 201; 409 if the id exists; 400 for an empty or reserved id.
 pub(crate) async fn create_session(
     State(state): State<AppState>,
     UrlPath(p): UrlPath<SandboxPath>,
@@ -128,6 +168,13 @@ pub(crate) async fn create_session(
 ) -> Result<StatusCode, ApiError> {
     let target = state.toolbox_target(&p.sandbox_id)?;
     let req: CreateSessionRequest = parse_json(&body)?;
+    if req.session_id.is_empty() {
+        return Err(missing_field("", "CreateSessionRequest", "SessionId"));
+    }
+    entrypoint_refused(
+        &req.session_id,
+        "provided session ID is reserved and cannot be created/overridden",
+    )?;
     target.runtime.create_session(&req.session_id)?;
     Ok(StatusCode::CREATED)
 }
@@ -163,6 +210,7 @@ pub(crate) async fn delete_session(
     UrlPath(p): UrlPath<SessionPath>,
 ) -> Result<StatusCode, ApiError> {
     let target = state.toolbox_target(&p.sandbox_id)?;
+    entrypoint_refused(&p.session_id, "can't delete entrypoint session")?;
     target.runtime.delete_session(&p.session_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -175,17 +223,31 @@ pub(crate) async fn session_exec(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let target = state.toolbox_target(&p.sandbox_id)?;
+    entrypoint_refused(&p.session_id, "can't execute command in entrypoint session")?;
     let req: SessionExecuteRequest = parse_json(&body)?;
+    // The body is checked before the session is looked up, as in the daemon.
+    if req.command.is_empty() {
+        return Err(missing_field(
+            "invalid request body: ",
+            "SessionExecuteRequest",
+            "Command",
+        ));
+    }
+    if req.command.trim().is_empty() {
+        return Err(bad_request("command cannot be empty"));
+    }
     let session = target.runtime.session(&p.session_id)?;
     let run_async = req.is_async();
+    let mode = ExecMode {
+        run_async,
+        echo_input: !req.suppress_input_echo.unwrap_or(false),
+    };
     let mut env = target.env.clone();
     if !target.user.is_empty() {
         env.insert("USER".into(), target.user.clone());
         env.insert("LOGNAME".into(), target.user.clone());
     }
-    let cmd = target
-        .runtime
-        .exec(&session, &req.command, run_async, env)?;
+    let cmd = target.runtime.exec(&session, &req.command, mode, env)?;
     if run_async {
         return Ok((
             StatusCode::ACCEPTED,
@@ -240,7 +302,11 @@ pub(crate) async fn send_input(
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
     let target = state.toolbox_target(&p.sandbox_id)?;
+    entrypoint_refused(&p.session_id, "can't send input to entrypoint session")?;
     let req: SessionSendInputRequest = parse_json(&body)?;
+    if req.data.is_empty() {
+        return Err(missing_field("", "SessionSendInputRequest", "Data"));
+    }
     let session = target.runtime.session(&p.session_id)?;
     let cmd = session.command(&p.command_id)?;
     cmd.send_input(req.data.as_bytes()).await?;

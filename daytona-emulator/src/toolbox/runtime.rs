@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use daytona_api::toolbox::{self as dto, codes};
+use daytona_api::toolbox::{self as dto, STDOUT_MARKER, codes};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -111,6 +111,9 @@ pub(crate) struct SessionCommand {
     exit: watch::Sender<Option<i32>>,
     /// Whether the command's stdin stays open for `/input` (async commands).
     accepts_input: bool,
+    /// Whether input sent to it is also written to its log as stdout (the daemon's default;
+    /// `suppressInputEcho` turns it off).
+    echo_input: bool,
     /// The process, once the command got its turn.
     process: Mutex<Option<Arc<BackgroundProcess>>>,
     /// Input sent while the command waited for its turn; held while input is written, so
@@ -272,19 +275,12 @@ impl SandboxRuntime {
 
     /// Create a session: 409 if the id is taken.
     pub(crate) fn create_session(&self, id: &str) -> Result<(), ApiError> {
-        if id.trim().is_empty() {
-            return Err(ApiError::daemon(
-                StatusCode::BAD_REQUEST,
-                codes::BAD_REQUEST,
-                "sessionId is required",
-            ));
-        }
         let mut inner = lock(&self.inner);
         if inner.sessions.contains_key(id) {
             return Err(ApiError::daemon(
                 StatusCode::CONFLICT,
                 codes::CONFLICT,
-                format!("session {id} already exists"),
+                "session already exists",
             ));
         }
         // Session ids are caller text: the directory gets a name of its own, never the id. A
@@ -313,13 +309,11 @@ impl SandboxRuntime {
 
     /// The session with this id: 404 if unknown.
     pub(crate) fn session(&self, id: &str) -> Result<Arc<Session>, ApiError> {
-        lock(&self.inner).sessions.get(id).cloned().ok_or_else(|| {
-            ApiError::daemon(
-                StatusCode::NOT_FOUND,
-                codes::NOT_FOUND,
-                format!("session {id} not found"),
-            )
-        })
+        lock(&self.inner)
+            .sessions
+            .get(id)
+            .cloned()
+            .ok_or_else(session_not_found)
     }
 
     /// All sessions, by id.
@@ -329,33 +323,24 @@ impl SandboxRuntime {
 
     /// Delete a session, killing its commands: 404 if unknown.
     pub(crate) async fn delete_session(&self, id: &str) -> Result<(), ApiError> {
-        let session = lock(&self.inner).sessions.remove(id).ok_or_else(|| {
-            ApiError::daemon(
-                StatusCode::NOT_FOUND,
-                codes::NOT_FOUND,
-                format!("session {id} not found"),
-            )
-        })?;
+        let session = lock(&self.inner)
+            .sessions
+            .remove(id)
+            .ok_or_else(session_not_found)?;
         session.end().await;
         Ok(())
     }
 
     /// Queue `command` in `session` with the sandbox env `env`. Returns at once; the command
-    /// runs when the session's previous commands are done.
+    /// runs when the session's previous commands are done. The caller has checked that the
+    /// command is not blank.
     pub(crate) fn exec(
         &self,
         session: &Arc<Session>,
         command: &str,
-        run_async: bool,
+        mode: ExecMode,
         env: BTreeMap<String, String>,
     ) -> Result<Arc<SessionCommand>, ApiError> {
-        if command.trim().is_empty() {
-            return Err(ApiError::daemon(
-                StatusCode::BAD_REQUEST,
-                codes::BAD_REQUEST,
-                "command cannot be empty",
-            ));
-        }
         if session.ended.is_cancelled() {
             return Err(ApiError::daemon(
                 StatusCode::GONE,
@@ -373,7 +358,8 @@ impl SandboxRuntime {
             id,
             command: command.to_string(),
             exit: watch::Sender::new(None),
-            accepts_input: run_async,
+            accepts_input: mode.run_async,
+            echo_input: mode.echo_input,
             process: Mutex::new(None),
             input: tokio::sync::Mutex::new(Vec::new()),
             log,
@@ -391,6 +377,29 @@ impl SandboxRuntime {
         tasks.push(task);
         Ok(cmd)
     }
+}
+
+/// How a session command runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ExecMode {
+    /// Answer at once and keep stdin open for `/input`.
+    pub(crate) run_async: bool,
+    /// Write input sent to the command into its log too.
+    pub(crate) echo_input: bool,
+}
+
+impl ExecMode {
+    /// A synchronous command (stdin closed).
+    #[cfg(test)]
+    pub(crate) const SYNC: ExecMode = ExecMode {
+        run_async: false,
+        echo_input: true,
+    };
+}
+
+/// The daemon's 404 for an unknown session id.
+fn session_not_found() -> ApiError {
+    ApiError::daemon(StatusCode::NOT_FOUND, codes::NOT_FOUND, "session not found")
 }
 
 fn pty_not_found(id: &str) -> ApiError {
@@ -446,11 +455,7 @@ impl Session {
             .find(|c| c.id == cmd_id)
             .cloned()
             .ok_or_else(|| {
-                ApiError::daemon(
-                    StatusCode::NOT_FOUND,
-                    codes::NOT_FOUND,
-                    format!("command {cmd_id} not found in session {}", self.id),
-                )
+                ApiError::daemon(StatusCode::NOT_FOUND, codes::NOT_FOUND, "command not found")
             })
     }
 
@@ -526,13 +531,15 @@ impl SessionCommand {
         }
     }
 
-    /// Write `data` to the command's stdin: 410 once it finished, 400 for a sync command.
+    /// Write `data` to the command's stdin, with a newline added when it lacks one (for
+    /// `read`), and echo it to the log as stdout unless the command suppresses that: 410 once
+    /// it finished, 400 for a sync command.
     pub(crate) async fn send_input(&self, data: &[u8]) -> Result<(), ApiError> {
-        if self.exit_code().is_some() {
+        if let Some(code) = self.exit_code() {
             return Err(ApiError::daemon(
                 StatusCode::GONE,
                 codes::COMMAND_ALREADY_COMPLETED,
-                format!("command {} has already completed", self.id),
+                format!("command has already completed with exit code {code}"),
             ));
         }
         if !self.accepts_input {
@@ -545,6 +552,29 @@ impl SessionCommand {
                 ),
             ));
         }
+        let mut line = data.to_vec();
+        if !line.ends_with(b"\n") {
+            line.push(b'\n');
+        }
+        self.write_input(&line).await?;
+        if self.echo_input {
+            let mut echoed = STDOUT_MARKER.to_vec();
+            echoed.extend_from_slice(&line);
+            let mut writer = self
+                .log
+                .writer()
+                .await
+                .map_err(|e| ApiError::daemon_internal("echoing input to the log", e))?;
+            writer
+                .append(&echoed)
+                .await
+                .map_err(|e| ApiError::daemon_internal("echoing input to the log", e))?;
+        }
+        Ok(())
+    }
+
+    /// Hands `data` to the process, or queues it until the command gets its turn.
+    async fn write_input(&self, data: &[u8]) -> Result<(), ApiError> {
         let mut queued = self.input.lock().await;
         let Some(process) = self.process() else {
             queued.extend_from_slice(data);
@@ -744,13 +774,13 @@ mod tests {
             .exec(
                 &s,
                 "mkdir -p sub && cd sub && export GREETING='hi there'",
-                false,
+                ExecMode::SYNC,
                 env.clone(),
             )
             .unwrap();
         assert_eq!(a.wait(s.ended()).await, Some(0));
         let b = rt
-            .exec(&s, "pwd; echo \"$GREETING\"; exit 3", false, env)
+            .exec(&s, "pwd; echo \"$GREETING\"; exit 3", ExecMode::SYNC, env)
             .unwrap();
         assert_eq!(b.wait(s.ended()).await, Some(3));
         let log = b.log().read_all().await.unwrap();
@@ -772,7 +802,7 @@ mod tests {
         let s = rt.session("s").unwrap();
         let big = "head -c 25165824 /dev/zero | tr '\\0'";
         let line = format!("{big} e >&2 & {big} o; wait; printf END");
-        let c = rt.exec(&s, &line, false, BTreeMap::new()).unwrap();
+        let c = rt.exec(&s, &line, ExecMode::SYNC, BTreeMap::new()).unwrap();
         assert_eq!(c.wait(s.ended()).await, Some(0));
         let log = c.log().read_all().await.unwrap();
         let (out, err) = crate::toolbox::command_log::demux(&log);
@@ -893,7 +923,9 @@ mod tests {
         new.create_session("b").unwrap();
         old.delete_session("a").await.unwrap();
         let s = new.session("b").unwrap();
-        let c = new.exec(&s, "echo kept", false, BTreeMap::new()).unwrap();
+        let c = new
+            .exec(&s, "echo kept", ExecMode::SYNC, BTreeMap::new())
+            .unwrap();
         assert_eq!(c.wait(s.ended()).await, Some(0));
         let (out, _) = crate::toolbox::command_log::demux(&c.log().read_all().await.unwrap());
         assert_eq!(out, b"kept\n");
