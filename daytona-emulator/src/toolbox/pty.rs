@@ -25,7 +25,6 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use bytes::Bytes;
 use daytona_api::pty::PtySessionInfo;
-use daytona_api::toolbox::codes;
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::pty::{PtyMaster, grantpt, posix_openpt, ptsname_r, unlockpt};
@@ -47,8 +46,6 @@ const FANOUT_BUFFER: usize = 1024;
 const EXIT_DRAIN: Duration = Duration::from_millis(300);
 /// Largest read from the master.
 const READ_CHUNK: usize = 8 * 1024;
-/// Terminal sizes the API accepts (per `PtyResizeRequest`).
-pub(crate) const SIZE_RANGE: std::ops::RangeInclusive<u16> = 1..=1000;
 
 /// How a PTY's shell ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -287,21 +284,16 @@ impl PtySession {
         Ok(())
     }
 
-    /// Sets the terminal size (`TIOCSWINSZ`, which signals `SIGWINCH` to the foreground job).
-    /// 400 outside 1..=1000, 410 once the shell exited.
+    /// Sets the terminal size (`TIOCSWINSZ`, which signals `SIGWINCH` to the foreground job);
+    /// the caller checked the range. 410 once the shell exited.
     pub(crate) fn resize(&self, cols: u16, rows: u16) -> Result<(), ApiError> {
-        if !SIZE_RANGE.contains(&cols) || !SIZE_RANGE.contains(&rows) {
-            return Err(ApiError::daemon(
-                StatusCode::BAD_REQUEST,
-                codes::BAD_REQUEST,
-                format!("cols and rows must be between 1 and 1000, got {cols}x{rows}"),
-            ));
-        }
         if self.exit().is_some() {
-            return Err(ApiError::daemon(
+            return Err(ApiError::daemon_bare(
                 StatusCode::GONE,
-                codes::GONE,
-                format!("PTY session {} has exited", self.opts.id),
+                format!(
+                    "PTY session '{}' has terminated and cannot be resized",
+                    self.opts.id
+                ),
             ));
         }
         let running = lock(&self.running);

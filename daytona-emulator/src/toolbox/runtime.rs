@@ -211,10 +211,9 @@ impl SandboxRuntime {
     ) -> Result<Arc<PtySession>, ApiError> {
         let mut inner = lock(&self.inner);
         if inner.ptys.contains_key(id) {
-            return Err(ApiError::daemon(
+            return Err(ApiError::daemon_bare(
                 StatusCode::CONFLICT,
-                codes::CONFLICT,
-                format!("PTY session {id} already exists"),
+                format!("PTY session with ID '{id}' already exists"),
             ));
         }
         let session = make()?;
