@@ -71,6 +71,28 @@ pub(crate) fn missing_field(prefix: &str, request: &str, field: &str) -> ApiErro
     )
 }
 
+/// The daemon's check of `envs` names (`^[A-Za-z_][A-Za-z0-9_]*$`): a 400 naming the first
+/// bad one.
+pub(crate) fn check_env_keys<'a>(
+    keys: impl IntoIterator<Item = &'a String>,
+) -> Result<(), ApiError> {
+    let valid = |key: &str| {
+        let mut bytes = key.bytes();
+        bytes
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+            && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    };
+    match keys.into_iter().find(|k| !valid(k)) {
+        Some(key) => Err(ApiError::daemon(
+            StatusCode::BAD_REQUEST,
+            codes::BAD_REQUEST,
+            format!("invalid environment variable name: '{key}'"),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The toolbox routes, to be nested at `/toolbox/{sandboxId}`.
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -25,7 +25,7 @@ use crate::toolbox::command_log::{MarkerStripper, demux, strip_markers};
 use crate::toolbox::files::bad_request;
 use crate::toolbox::runtime::{ExecMode, SessionCommand};
 use crate::toolbox::sdk_version::OutputFormat;
-use crate::toolbox::{SandboxPath, close_socket, missing_field, parse_json};
+use crate::toolbox::{SandboxPath, check_env_keys, close_socket, missing_field, parse_json};
 
 /// Largest WebSocket frame of log bytes, as the daemon reads them.
 const WS_READ_CHUNK: usize = 1024;
@@ -63,16 +63,6 @@ pub(crate) struct LogsQuery {
     follow: Option<String>,
 }
 
-/// Whether `key` may name an environment variable (`^[A-Za-z_][A-Za-z0-9_]*$`, the daemon's
-/// check of `envs`).
-fn valid_env_key(key: &str) -> bool {
-    let mut bytes = key.bytes();
-    bytes
-        .next()
-        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
-        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
-}
-
 /// `POST /process/execute`: run a command line to completion; stdout and stderr interleaved.
 pub(crate) async fn execute(
     State(state): State<AppState>,
@@ -91,17 +81,7 @@ pub(crate) async fn execute(
     if req.command.trim().is_empty() {
         return Err(bad_request("command cannot be empty or whitespace-only"));
     }
-    if let Some(key) = req
-        .envs
-        .iter()
-        .flatten()
-        .map(|(k, _)| k)
-        .find(|k| !valid_env_key(k))
-    {
-        return Err(bad_request(format!(
-            "invalid environment variable name: '{key}'"
-        )));
-    }
+    check_env_keys(req.envs.iter().flatten().map(|(k, _)| k))?;
     let mut env = target.env.clone();
     if !target.user.is_empty() {
         env.insert("USER".into(), target.user.clone());
