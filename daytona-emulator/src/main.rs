@@ -4,110 +4,76 @@
 //! sandbox process.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::Parser;
 use daytona_emulator::Emulator;
 
-const USAGE: &str = "\
-daytona-emulator: a local Daytona-compatible API and toolbox server for tests.
-
+const ISOLATION_WARNING: &str = "\
 WARNING: emulated sandboxes are NOT isolated from the host. Commands run as real local
 processes with your user's rights (confined to the sandbox directories with bubblewrap when it
 is available, which is path confinement, not security isolation). Never point untrusted code
-or untrusted clients at it.
+or untrusted clients at it.";
 
-USAGE:
-    daytona-emulator [OPTIONS]
-
-OPTIONS:
-    --listen <ADDR>          Address to listen on, host:port (port 0 = any free port)
-                             [default: 127.0.0.1:0]
-    --api-key <KEY>          Require 'Authorization: Bearer <KEY>' on /api and /toolbox
-                             (also read from DAYTONA_EMULATOR_API_KEY)
-    --data-dir <DIR>         Keep sandbox directories under DIR/sandboxes/<id>
-                             [default: a temporary directory removed on exit]
-    --minute-ms <MS>         Real milliseconds per emulated minute for auto-stop, auto-archive,
-                             auto-delete and TTL intervals [default: 60000]
-    --transition-delay-ms <MS>
-                             How long lifecycle transitions take [default: 0]
-    --build-step-ms <MS>     How long each step of an emulated image build takes (images are
-                             never pulled or built for real) [default: 200]
-    -h, --help               Print this help
+const AFTER_HELP: &str = "\
+Every option can also be set with its DAYTONA_EMULATOR_* environment variable; a flag on the
+command line wins over the variable.
 
 The first line on stdout is the base URL, e.g. http://127.0.0.1:41234 (SDK apiUrl = <base>/api).
 Test control API: <base>/_emulator/ (request log, fault rules, sandbox inspection).";
 
+/// A local Daytona-compatible API and toolbox server for tests.
+#[derive(Debug, Parser)]
+#[command(
+    name = "daytona-emulator",
+    version,
+    before_help = ISOLATION_WARNING,
+    after_help = AFTER_HELP
+)]
 struct Args {
+    /// Address to listen on, host:port (port 0 = any free port).
+    #[arg(
+        long,
+        env = "DAYTONA_EMULATOR_LISTEN",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:0"
+    )]
     listen: String,
+
+    /// Require 'Authorization: Bearer <KEY>' on /api and /toolbox [default: no auth].
+    #[arg(
+        long,
+        env = "DAYTONA_EMULATOR_API_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
     api_key: Option<String>,
-    data_dir: Option<String>,
+
+    /// Keep sandbox directories under DIR/sandboxes/<id> [default: a temporary directory
+    /// removed on exit].
+    #[arg(long, env = "DAYTONA_EMULATOR_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
+    /// Real milliseconds per emulated minute for auto-stop, auto-archive, auto-delete and TTL
+    /// intervals [default: 60000].
+    #[arg(long, env = "DAYTONA_EMULATOR_MINUTE_MS", value_name = "MS")]
     minute_ms: Option<u64>,
+
+    /// How long lifecycle transitions take, in milliseconds [default: 0].
+    #[arg(long, env = "DAYTONA_EMULATOR_TRANSITION_DELAY_MS", value_name = "MS")]
     transition_delay_ms: Option<u64>,
+
+    /// How long each step of an emulated image build takes, in milliseconds (images are never
+    /// pulled or built for real) [default: 200].
+    #[arg(long, env = "DAYTONA_EMULATOR_BUILD_STEP_MS", value_name = "MS")]
     build_step_ms: Option<u64>,
 }
 
-fn parse_args() -> Result<Option<Args>, String> {
-    let mut args = Args {
-        listen: "127.0.0.1:0".to_string(),
-        api_key: std::env::var("DAYTONA_EMULATOR_API_KEY")
-            .ok()
-            .filter(|k| !k.is_empty()),
-        data_dir: None,
-        minute_ms: None,
-        transition_delay_ms: None,
-        build_step_ms: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
-            _ => (arg.clone(), None),
-        };
-        let mut value = |name: &str| -> Result<String, String> {
-            inline
-                .clone()
-                .or_else(|| it.next())
-                .ok_or_else(|| format!("{name} needs a value"))
-        };
-        let number = |name: &str, v: String| -> Result<u64, String> {
-            v.parse()
-                .map_err(|_| format!("{name} must be a whole number of milliseconds, got {v:?}"))
-        };
-        match flag.as_str() {
-            "-h" | "--help" => return Ok(None),
-            "--listen" => args.listen = value("--listen")?,
-            "--api-key" => args.api_key = Some(value("--api-key")?),
-            "--data-dir" => args.data_dir = Some(value("--data-dir")?),
-            "--minute-ms" => {
-                args.minute_ms = Some(number("--minute-ms", value("--minute-ms")?)?);
-            }
-            "--transition-delay-ms" => {
-                let v = value("--transition-delay-ms")?;
-                args.transition_delay_ms = Some(number("--transition-delay-ms", v)?);
-            }
-            "--build-step-ms" => {
-                let v = value("--build-step-ms")?;
-                args.build_step_ms = Some(number("--build-step-ms", v)?);
-            }
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    Ok(Some(args))
-}
-
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(Some(args)) => args,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("daytona-emulator: {e}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    // Usage errors exit 2 with clap's message; `--help` and `--version` exit 0.
+    let args = Args::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -131,7 +97,9 @@ fn main() -> ExitCode {
 
 async fn run(args: Args) -> ExitCode {
     let mut builder = Emulator::builder().bind(args.listen);
-    if let Some(key) = args.api_key {
+    // An empty variable (`DAYTONA_EMULATOR_API_KEY=`) means no key, as it always has; the
+    // builder refuses an empty key given on purpose.
+    if let Some(key) = args.api_key.filter(|k| !k.is_empty()) {
         builder = builder.api_key(key);
     }
     if let Some(dir) = args.data_dir {
@@ -182,5 +150,16 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Args::command().debug_assert();
     }
 }
