@@ -1,12 +1,13 @@
 //! The toolbox: the in-sandbox daemon's API, served under `/toolbox/{sandboxId}`.
 //!
 //! [`router`] has the routes (`/process/execute`, `/process/session*`, `/process/pty*` (a real
-//! pseudo-terminal), `/process/code-run`, `/git/*`, `/files*`, `/work-dir`, `/user-home-dir`,
-//! `/version`); every handler first asks
+//! pseudo-terminal), `/process/code-run`, `/git/*`, `/files*`, `/port*`, `/work-dir`,
+//! `/user-home-dir`, `/project-dir`, `/version`); every handler first asks
 //! [`AppState::toolbox_target`](crate::state::AppState::toolbox_target) for the sandbox, so an
 //! unknown or stopped sandbox is answered before anything runs. [`SandboxRuntime`] holds a
 //! sandbox's sessions and processes. Wire details (status codes, marker-labelled session logs,
-//! SDK-version gating, the multipart download format) follow the Daytona daemon; deviations are
+//! SDK-version gating, the multipart download format) follow the Daytona daemon v0.190.0;
+//! `CONFORMANCE.md` in the crate goes through them route by route, and deviations are also
 //! documented where they are made ([`SandboxRuntime`] for sessions, [`crate::layout`] for paths).
 
 mod code_run;
@@ -16,6 +17,7 @@ mod files;
 mod git;
 mod git_parse;
 mod go_fs;
+mod ports;
 mod process;
 mod pty;
 mod pty_routes;
@@ -137,6 +139,8 @@ pub fn router() -> Router<AppState> {
         .route("/process/pty/{sessionId}/resize", post(pty_routes::resize))
         .route("/process/pty/{sessionId}/connect", get(pty_routes::connect))
         .route("/files", get(files::list_files).delete(files::delete_file))
+        // The daemon serves the list and delete with and without the trailing slash.
+        .route("/files/", get(files::list_files).delete(files::delete_file))
         .route("/files/info", get(files::file_info_route))
         .route("/files/folder", post(files::create_folder))
         .route("/files/move", post(files::move_file))
@@ -164,8 +168,12 @@ pub fn router() -> Router<AppState> {
         .route("/git/pull", post(git::pull))
         .route("/git/history", get(git::history))
         .route("/git/init", post(git::init))
+        .route("/port", get(ports::list))
+        .route("/port/{port}/in-use", get(ports::in_use))
         .route("/work-dir", get(work_dir))
         .route("/user-home-dir", get(user_home_dir))
+        // The daemon's older name for the home dir, still served.
+        .route("/project-dir", get(user_home_dir))
         .route("/version", get(version))
 }
 
