@@ -27,7 +27,7 @@ use crate::layout::{ResolvedPath, SandboxLayout};
 use crate::state::AppState;
 use crate::toolbox::file_info::file_info;
 use crate::toolbox::go_fs::{go_clean, go_match, go_path_error, go_walk, lstat_name};
-use crate::toolbox::transfer::ATTR_CHAR_ESCAPES;
+use crate::toolbox::transfer::{ATTR_CHAR_ESCAPES, latin1_filename};
 use crate::toolbox::{SandboxPath, missing_field, parse_json};
 
 /// Bytes of a file inspected for NUL to decide it is binary (as the daemon does).
@@ -590,23 +590,6 @@ pub(crate) async fn open_for_download(
     Ok((file, meta.len()))
 }
 
-/// The daemon's `filename="..."` for a download: `\\` and `"` escaped, CR, LF and NUL dropped,
-/// other control characters and anything beyond Latin-1 as `_`, the rest as Latin-1 bytes.
-fn latin1_filename(name: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(name.len());
-    for c in name.chars() {
-        match c {
-            '\\' => out.extend_from_slice(b"\\\\"),
-            '"' => out.extend_from_slice(b"\\\""),
-            '\r' | '\n' | '\0' => {}
-            c if u32::from(c) > 0xFF || u32::from(c) < 0x20 || c == '\x7f' => out.push(b'_'),
-            // Latin-1 fits one byte by the guard above.
-            c => out.push(u8::try_from(u32::from(c)).unwrap_or(b'_')),
-        }
-    }
-    out
-}
-
 /// `GET /files/download?path=`: the file's bytes, streamed, with the daemon's headers
 /// (`attachment` with a Latin-1 `filename` and an RFC 5987 `filename*`).
 pub(crate) async fn download_file(
@@ -648,18 +631,23 @@ pub(crate) async fn download_file(
 }
 
 /// Stream `body` into `dest` (parents created 0755): written to a temporary file next to it,
-/// then renamed over it, so a reader never sees half a file. Returns the bytes written.
+/// then renamed over it, so a reader never sees half a file; an existing file's mode is kept.
+/// Returns the bytes written.
 pub(crate) async fn write_stream<S, E>(dest: &Path, mut body: S) -> io::Result<u64>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
-    if tokio::fs::metadata(dest).await.is_ok_and(|m| m.is_dir()) {
+    let existing = tokio::fs::metadata(dest).await.ok();
+    if existing.as_ref().is_some_and(|m| m.is_dir()) {
         return Err(io::Error::new(
             io::ErrorKind::IsADirectory,
             "destination is a directory",
         ));
     }
+    // The daemon truncates an existing file in place (`os.Create`), so it keeps its mode; a
+    // new one gets 0644.
+    let mode = existing.map_or(0o644, |m| m.permissions().mode() & 0o7777);
     let parent = dest
         .parent()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "destination has no parent"))?
@@ -685,7 +673,7 @@ where
         written += chunk.len() as u64;
     }
     file.flush().await?;
-    file.set_permissions(std::fs::Permissions::from_mode(0o644))
+    file.set_permissions(std::fs::Permissions::from_mode(mode))
         .await?;
     drop(file);
     let dest = dest.to_path_buf();
