@@ -633,8 +633,13 @@ fn render(f: &Figures, sizes: &Sizes, node: Option<&str>, quick: bool) -> String
         s,
         "\n### Local provider (re-run)\n\nThe local section above comes from this run too: \
          spawn {:.2}× raw `tokio::process` (target ≤ 1.2×), streaming {:.2}× the raw pipe's \
-         throughput (target ≥ 0.5×).",
-        f.local.spawn, f.local.stream
+         throughput (target ≥ 0.5×){}.",
+        f.local.spawn,
+        f.local.stream,
+        f.local
+            .isolated_spawn
+            .map(|r| format!("; isolated round trip {r:.2}× a raw `bwrap … true` (target ≤ 1.3×)"))
+            .unwrap_or_default()
     );
     s
 }

@@ -12,8 +12,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let quick = std::env::var_os("BENCH_QUICK").is_some();
     let (section, ratios) = support::local::measure(quick).await?;
     println!(
-        "spawn {:.2}× raw, streaming {:.2}× raw\n",
-        ratios.spawn, ratios.stream
+        "spawn {:.2}× raw, streaming {:.2}× raw{}\n",
+        ratios.spawn,
+        ratios.stream,
+        ratios
+            .isolated_spawn
+            .map(|r| format!(", isolated round trip {r:.2}× raw bwrap"))
+            .unwrap_or_default()
     );
     support::report::publish("local", &section, quick)?;
     Ok(())

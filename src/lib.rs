@@ -11,7 +11,7 @@ pub use workspace_core::*;
 #[cfg(feature = "local")]
 pub use workspace_local as local;
 #[cfg(feature = "local")]
-pub use workspace_local::LocalSandbox;
+pub use workspace_local::{Isolation, IsolationTier, LocalSandbox};
 
 /// The sandbox as LLM tools: JSON-Schema definitions, one dispatcher, output shaped for a model.
 #[cfg(feature = "tools")]

@@ -689,6 +689,7 @@ impl SandboxLayout {
                 args: vec!["-c".into(), script_arg.into()],
                 cwd: cwd.host,
                 env,
+                new_session: false,
             },
             Isolation::Bubblewrap => {
                 let mut args = bwrap_root_args(&self.mounts);
@@ -727,6 +728,7 @@ impl SandboxLayout {
                     args,
                     cwd: self.home.clone(),
                     env,
+                    new_session: false,
                 }
             }
         };

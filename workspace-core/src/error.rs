@@ -118,6 +118,13 @@ pub enum SandboxError {
         /// Details.
         message: String,
     },
+    /// The sandbox was asked to isolate its commands from the host and cannot: the isolation
+    /// mechanism is missing or does not work on this machine. Nothing ran unconfined.
+    #[error("isolation unavailable: {reason}")]
+    IsolationUnavailable {
+        /// What failed, e.g. `bwrap not found` or `user namespaces are disabled`.
+        reason: String,
+    },
     /// The connection to the provider failed.
     #[error("transport error: {message}")]
     Transport {

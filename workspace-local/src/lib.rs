@@ -1,9 +1,13 @@
 //! # workspace-local
 //!
 //! [`LocalSandbox`]: the [`WorkspaceSandbox`](workspace_core::WorkspaceSandbox) that runs
-//! commands directly on this machine. **It does not isolate anything**: commands run as the
-//! current user with full access to the host. What it does provide:
+//! commands on this machine. What it provides:
 //!
+//! - by default, OS isolation where the host allows it ([`isolation`]): with bubblewrap on
+//!   Linux, commands see the host read-only except the sandbox root, homes and `/tmp` hidden,
+//!   no network unless allowed, only their own processes; [`Isolation::Required`] refuses to
+//!   run without it and [`Isolation::None`] turns it off (commands then run as the current
+//!   user with full access to the host);
 //! - every command runs as `<shell> -c <line>` in its own process group, so a timeout (exit 124),
 //!   a cancel (exit 137) or dropping the call's future kills the whole tree;
 //! - output is streamed to callbacks and retained up to a cap (head and tail kept, the middle
@@ -39,10 +43,13 @@ pub mod background;
 pub mod files;
 pub mod group;
 pub mod host;
+pub mod isolation;
+mod namespace;
 pub mod process_manager;
 pub mod runner;
 pub mod sandbox;
 
 pub use files::LocalFilesystem;
+pub use isolation::{Isolation, IsolationTier};
 pub use process_manager::LocalProcessManager;
 pub use sandbox::{LocalSandbox, LocalSandboxBuilder};

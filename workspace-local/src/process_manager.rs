@@ -13,7 +13,6 @@ use workspace_core::{
 };
 
 use crate::background::{BackgroundOptions, BackgroundProcess};
-use crate::runner::ProcessSpec;
 use crate::sandbox::Shared;
 
 /// One background process the sandbox knows.
@@ -133,12 +132,7 @@ impl ProcessManager for LocalProcessManager {
         let shared = &self.shared;
         shared.ensure_running().await?;
         let cwd = shared.resolve_cwd(options.cwd.as_deref()).await?;
-        let spec = ProcessSpec {
-            program: shared.shell.clone().into_os_string(),
-            args: vec!["-c".into(), line.clone().into()],
-            cwd,
-            env: shared.command_env(&options.env),
-        };
+        let spec = shared.process_spec(line.clone(), cwd, &options.env).await?;
         let process = BackgroundProcess::spawn_with(
             spec,
             BackgroundOptions {

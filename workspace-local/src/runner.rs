@@ -54,6 +54,10 @@ pub struct ProcessSpec {
     /// The complete environment: the child starts from an empty one, so nothing of this
     /// process's own environment leaks in unless it is listed here.
     pub env: Vec<(OsString, OsString)>,
+    /// Start the process in a new session (`setsid`) instead of only a new process group. It
+    /// still leads its own group (group id = pid), so group signals work the same, but it has
+    /// no controlling terminal: it cannot read from or inject keystrokes into the caller's.
+    pub new_session: bool,
 }
 
 impl fmt::Debug for ProcessSpec {
@@ -64,6 +68,7 @@ impl fmt::Debug for ProcessSpec {
             .field("args", &self.args)
             .field("cwd", &self.cwd)
             .field("env", &self.env.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .field("new_session", &self.new_session)
             .finish()
     }
 }
@@ -76,6 +81,7 @@ impl ProcessSpec {
             args: Vec::new(),
             cwd: cwd.into(),
             env: Vec::new(),
+            new_session: false,
         }
     }
 
@@ -91,15 +97,32 @@ impl ProcessSpec {
         self
     }
 
-    /// A tokio command for this spec, as the leader of a new process group.
+    /// A tokio command for this spec, as the leader of a new process group (and session, with
+    /// [`ProcessSpec::new_session`]).
     pub(crate) fn command(&self) -> Command {
         let mut cmd = Command::new(&self.program);
         cmd.args(&self.args)
             .current_dir(&self.cwd)
             .env_clear()
             .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .process_group(0)
             .kill_on_drop(true);
+        if self.new_session {
+            // SAFETY: the closure runs in the forked child before exec and only makes the
+            // async-signal-safe `setsid` system call. setsid makes the child the leader of a new
+            // session and of a new group whose id is its pid, exactly what `process_group(0)`
+            // gives (which must not be set too: setsid fails for a group leader). Done here
+            // rather than by a `setsid` program so that no signal can reach the child in our
+            // own group between spawn and exec.
+            unsafe {
+                cmd.pre_exec(|| {
+                    nix::unistd::setsid()
+                        .map(|_| ())
+                        .map_err(std::io::Error::from)
+                });
+            }
+        } else {
+            cmd.process_group(0);
+        }
         cmd
     }
 

@@ -24,6 +24,10 @@ use workspace_core::{
 use crate::files::LocalFilesystem;
 use crate::group::ProcessGroup;
 use crate::host::{base_env, current_user, host_resources};
+use crate::isolation::{
+    Confinement, Isolation, IsolationTier, Tools, host_homes, probe_tools, warn_unavailable_once,
+};
+use crate::namespace::Holder;
 use crate::process_manager::{LocalProcessManager, ProcessTable};
 use crate::runner::{
     self, DEFAULT_DRAIN_TIMEOUT, DEFAULT_KILL_GRACE, Leftovers, ProcessSpec, RunOptions,
@@ -42,14 +46,17 @@ const SETTLE: Duration = Duration::from_secs(1);
 ///
 /// ```
 /// # use std::time::Duration;
-/// use workspace_local::LocalSandbox;
+/// use workspace_local::{Isolation, LocalSandbox};
 /// let sandbox = LocalSandbox::builder()
 ///     .name("scratch")
 ///     .env("GREETING", "hello")
 ///     .default_timeout(Duration::from_secs(60))
+///     .isolation(Isolation::Auto) // the default: bubblewrap where it works, else none
+///     .network(false)             // the default under isolation
 ///     .build()
 ///     .unwrap();
 /// assert!(sandbox.root().is_dir());
+/// println!("isolation: {}", sandbox.isolation_tier());
 /// ```
 #[derive(Clone)]
 pub struct LocalSandboxBuilder {
@@ -63,6 +70,12 @@ pub struct LocalSandboxBuilder {
     kill_grace: Duration,
     drain_timeout: Duration,
     process_output_retention: usize,
+    isolation: Isolation,
+    network: bool,
+    writable_paths: Vec<PathBuf>,
+    readable_paths: Vec<PathBuf>,
+    bwrap_path: Option<PathBuf>,
+    host_home: Option<PathBuf>,
 }
 
 impl fmt::Debug for LocalSandboxBuilder {
@@ -78,6 +91,12 @@ impl fmt::Debug for LocalSandboxBuilder {
             .field("kill_grace", &self.kill_grace)
             .field("drain_timeout", &self.drain_timeout)
             .field("process_output_retention", &self.process_output_retention)
+            .field("isolation", &self.isolation)
+            .field("network", &self.network)
+            .field("writable_paths", &self.writable_paths)
+            .field("readable_paths", &self.readable_paths)
+            .field("bwrap_path", &self.bwrap_path)
+            .field("host_home", &self.host_home)
             .finish()
     }
 }
@@ -95,11 +114,72 @@ impl Default for LocalSandboxBuilder {
             kill_grace: DEFAULT_KILL_GRACE,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             process_output_retention: DEFAULT_PROCESS_OUTPUT_RETENTION,
+            isolation: Isolation::default(),
+            network: false,
+            writable_paths: Vec::new(),
+            readable_paths: Vec::new(),
+            bwrap_path: None,
+            host_home: None,
         }
     }
 }
 
+/// Environment variables [`LocalSandboxBuilder::from_env`] reads.
+pub const ENV_ISOLATION: &str = "WORKSPACE_LOCAL_ISOLATION";
+/// See [`ENV_ISOLATION`].
+pub const ENV_NETWORK: &str = "WORKSPACE_LOCAL_NETWORK";
+/// See [`ENV_ISOLATION`].
+pub const ENV_BWRAP: &str = "WORKSPACE_LOCAL_BWRAP";
+
 impl LocalSandboxBuilder {
+    /// The defaults, then what the environment sets: `WORKSPACE_LOCAL_ISOLATION` (`none`,
+    /// `auto` or `required`), `WORKSPACE_LOCAL_NETWORK` (`true`/`false`, `1`/`0`) and
+    /// `WORKSPACE_LOCAL_BWRAP` (the bubblewrap program). A value that does not parse is
+    /// [`SandboxError::InvalidArgument`] naming the variable.
+    ///
+    /// ```
+    /// use workspace_local::LocalSandboxBuilder;
+    /// let sandbox = LocalSandboxBuilder::from_env().unwrap().build().unwrap();
+    /// # drop(sandbox);
+    /// ```
+    pub fn from_env() -> Result<Self> {
+        Self::default().with_env(
+            std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+        )
+    }
+
+    /// [`LocalSandboxBuilder::from_env`] over given variables.
+    fn with_env(mut self, vars: impl Iterator<Item = (String, String)>) -> Result<Self> {
+        for (key, value) in vars {
+            match key.as_str() {
+                ENV_ISOLATION => {
+                    self.isolation = Isolation::parse(&value).map_err(|_| {
+                        SandboxError::invalid(
+                            ENV_ISOLATION,
+                            format!("expected none, auto or required, got {value:?}"),
+                        )
+                    })?;
+                }
+                ENV_NETWORK => {
+                    self.network = match value.trim().to_ascii_lowercase().as_str() {
+                        "1" | "true" | "yes" | "on" => true,
+                        "0" | "false" | "no" | "off" => false,
+                        _ => {
+                            return Err(SandboxError::invalid(
+                                ENV_NETWORK,
+                                format!("expected true or false, got {value:?}"),
+                            ));
+                        }
+                    };
+                }
+                ENV_BWRAP if !value.is_empty() => self.bwrap_path = Some(value.into()),
+                _ => {}
+            }
+        }
+        Ok(self)
+    }
+
     /// Use this existing directory as the root (working directory and file API root). It is never
     /// deleted by the sandbox. Default: a fresh temporary directory, removed on `destroy`.
     pub fn root(mut self, root: impl Into<PathBuf>) -> Self {
@@ -163,8 +243,53 @@ impl LocalSandboxBuilder {
         self
     }
 
+    /// How strictly commands are isolated from the host. Default [`Isolation::Auto`]: the
+    /// strongest tier this host supports (bubblewrap on Linux), else none with a one-time
+    /// warning. [`Isolation::Required`] makes `build` fail with
+    /// [`SandboxError::IsolationUnavailable`] instead; [`Isolation::None`] runs commands
+    /// directly on the host. See [`crate::isolation`] for what the bubblewrap tier blocks.
+    pub fn isolation(mut self, isolation: Isolation) -> Self {
+        self.isolation = isolation;
+        self
+    }
+
+    /// Let isolated commands use the host's network. Off by default: an isolated sandbox has
+    /// only its own loopback. Without isolation the network is always the host's.
+    pub fn network(mut self, allow: bool) -> Self {
+        self.network = allow;
+        self
+    }
+
+    /// Another existing directory isolated commands may write (at its host path), beside the
+    /// root. Without isolation every path the user may write is writable anyway.
+    pub fn writable_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.writable_paths.push(path.into());
+        self
+    }
+
+    /// An existing directory or file isolated commands may read although it lies where the
+    /// sandbox hides things (e.g. `~/.cargo` under the hidden home directory).
+    pub fn readable_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.readable_paths.push(path.into());
+        self
+    }
+
+    /// The bubblewrap program: a path, or a name looked up on `PATH`. Default `bwrap`.
+    pub fn bwrap_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.bwrap_path = Some(path.into());
+        self
+    }
+
+    /// The host home directory isolated commands must not see, instead of `$HOME` and the
+    /// user's passwd entry (`/root` and `/home` are hidden either way).
+    pub fn host_home(mut self, path: impl Into<PathBuf>) -> Self {
+        self.host_home = Some(path.into());
+        self
+    }
+
     /// Check the configuration and create the sandbox (and its temporary root, if it owns one).
-    /// Nothing runs until the first command or `start`.
+    /// With isolation, also probe (once per process) that it works here. Nothing runs until
+    /// the first command or `start`.
     pub fn build(self) -> Result<LocalSandbox> {
         if self.default_timeout.is_zero() || self.default_timeout > MAX_TIMEOUT {
             return Err(SandboxError::invalid(
@@ -199,7 +324,35 @@ impl LocalSandboxBuilder {
             ));
         }
         check_shell(&self.shell)?;
+        let writable = canonical_dirs("writable_paths", &self.writable_paths, true)?;
+        let readable = canonical_dirs("readable_paths", &self.readable_paths, false)?;
+        let tools = match self.isolation {
+            Isolation::None => Err(None),
+            Isolation::Auto | Isolation::Required => {
+                probe_tools(self.bwrap_path.as_deref()).map_err(Some)
+            }
+        };
+        let tools = match (tools, self.isolation) {
+            (Ok(tools), _) => Some(tools),
+            (Err(Some(reason)), Isolation::Required) => {
+                return Err(SandboxError::IsolationUnavailable { reason });
+            }
+            (Err(Some(reason)), _) => {
+                warn_unavailable_once(&reason);
+                return self.finish(None, Some(reason), writable, readable);
+            }
+            (Err(None), _) => None,
+        };
+        self.finish(tools, None, writable, readable)
+    }
 
+    fn finish(
+        self,
+        tools: Option<Tools>,
+        unavailable: Option<String>,
+        writable: Vec<PathBuf>,
+        readable: Vec<PathBuf>,
+    ) -> Result<LocalSandbox> {
         let (fs, owned_root) = match &self.root {
             Some(root) => (LocalFilesystem::new(root)?, None),
             None => {
@@ -219,7 +372,30 @@ impl LocalSandboxBuilder {
         };
 
         let user = current_user();
-        let base_env = base_env(self.inherit_env, fs.root(), &user, &self.shell, &self.env);
+        let jail = tools.map(|tools| Jail {
+            tools,
+            conf: Confinement {
+                root: fs.canonical_root().to_path_buf(),
+                writable,
+                readable,
+                homes: match &self.host_home {
+                    Some(home) => vec![home.clone()],
+                    None => host_homes(),
+                },
+                network: self.network,
+            },
+        });
+        let mut base_env = base_env(self.inherit_env, fs.root(), &user, &self.shell, &self.env);
+        if jail.is_some() {
+            // The host's temporary directory may be hidden or read-only inside; /tmp is the
+            // sandbox's own. Configured variables still win.
+            if !self.env.contains_key("TMPDIR") {
+                base_env.insert("TMPDIR".into(), "/tmp".into());
+            }
+            if !self.inherit_env && !self.env.contains_key("HOME") {
+                base_env.insert("HOME".into(), fs.canonical_root().into());
+            }
+        }
         let id = self.id.unwrap_or_else(random_id);
         let name = self.name.unwrap_or_else(|| "LocalSandbox".to_string());
         let shared = Arc::new(Shared {
@@ -244,6 +420,9 @@ impl LocalSandboxBuilder {
             in_flight: watch::Sender::new(0),
             leftovers: Mutex::new(Vec::new()),
             processes: ProcessTable::default(),
+            jail,
+            isolation_unavailable: unavailable,
+            holder: tokio::sync::Mutex::new(None),
         });
         Ok(LocalSandbox {
             files: SandboxFiles {
@@ -283,6 +462,18 @@ pub(crate) struct Shared {
     leftovers: Mutex<Vec<Arc<ProcessGroup>>>,
     pub(crate) processes: ProcessTable,
     pub(crate) lifecycle: Lifecycle,
+    /// How commands are confined, when they are.
+    jail: Option<Jail>,
+    /// Why `Isolation::Auto` fell back to none.
+    isolation_unavailable: Option<String>,
+    /// The namespaces of the current start (isolated sandboxes only).
+    holder: tokio::sync::Mutex<Option<Arc<Holder>>>,
+}
+
+/// The bubblewrap tier of one sandbox: the programs and the mount set.
+struct Jail {
+    tools: Tools,
+    conf: Confinement,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -314,6 +505,8 @@ impl Shared {
                 *token = CancellationToken::new();
             }
         }
+        // The namespaces exist from the start on, so an isolation failure surfaces here.
+        self.holder().await?;
         let first = !self.first_start_done.swap(true, Ordering::AcqRel);
         Ok(if first && self.owns_root {
             StartOutcome::Created
@@ -338,6 +531,64 @@ impl Shared {
         {
             tracing::warn!(sandbox = %self.id, "commands still running after stop");
         }
+        // Whatever is still in the namespaces (daemons that left their group) dies with them.
+        let holder = self.holder.lock().await.take();
+        if let Some(holder) = holder {
+            holder.kill().await;
+        }
+    }
+
+    /// The namespaces commands enter: `None` without isolation; started (again) when missing.
+    async fn holder(&self) -> Result<Option<Arc<Holder>>> {
+        let Some(jail) = &self.jail else {
+            return Ok(None);
+        };
+        let mut slot = self.holder.lock().await;
+        if let Some(h) = slot.as_ref().filter(|h| h.is_alive()) {
+            return Ok(Some(h.clone()));
+        }
+        let (tools, conf) = (jail.tools.clone(), jail.conf.clone());
+        let holder = tokio::task::spawn_blocking(move || Holder::spawn(&tools, &conf))
+            .await
+            .map_err(|e| SandboxError::IsolationUnavailable {
+                reason: format!("starting the sandbox namespaces: {e}"),
+            })?
+            .map_err(|reason| SandboxError::IsolationUnavailable { reason })?;
+        let holder = Arc::new(holder);
+        *slot = Some(holder.clone());
+        Ok(Some(holder))
+    }
+
+    /// How to run `line` in `cwd` with the base environment plus `extra`: `<shell> -c <line>` on
+    /// the host, or entered into the sandbox's namespaces.
+    pub(crate) async fn process_spec(
+        &self,
+        line: String,
+        cwd: PathBuf,
+        extra: &BTreeMap<String, String>,
+    ) -> Result<ProcessSpec> {
+        let env = self.command_env(extra);
+        Ok(match (self.holder().await?, &self.jail) {
+            (Some(holder), Some(jail)) => {
+                holder.enter(&jail.tools.nsenter, &self.shell, &line, &cwd, env)
+            }
+            _ => ProcessSpec {
+                program: self.shell.clone().into_os_string(),
+                args: vec!["-c".into(), line.into()],
+                cwd,
+                env,
+                new_session: false,
+            },
+        })
+    }
+
+    /// The tier commands run under.
+    pub(crate) fn tier(&self) -> IsolationTier {
+        if self.jail.is_some() {
+            IsolationTier::Bubblewrap
+        } else {
+            IsolationTier::None
+        }
     }
 
     /// The working directory for a command or process: the root, or an existing directory.
@@ -359,10 +610,7 @@ impl Shared {
     }
 
     /// The environment for one command: the base, then its own variables.
-    pub(crate) fn command_env(
-        &self,
-        extra: &BTreeMap<String, String>,
-    ) -> Vec<(OsString, OsString)> {
+    fn command_env(&self, extra: &BTreeMap<String, String>) -> Vec<(OsString, OsString)> {
         let mut env = self.base_env.clone();
         for (k, v) in extra {
             env.insert(k.into(), v.into());
@@ -414,12 +662,7 @@ impl Shared {
         let line = build_command_line(command, args)?;
         self.ensure_running().await?;
         let cwd = self.resolve_cwd(options.cwd.as_deref()).await?;
-        let spec = ProcessSpec {
-            program: self.shell.clone().into_os_string(),
-            args: vec!["-c".into(), line.into()],
-            cwd,
-            env: self.command_env(&options.env),
-        };
+        let spec = self.process_spec(line, cwd, &options.env).await?;
         let stop = lock(&self.stop_token).child_token();
         let run_opts = RunOptions {
             timeout: options.timeout.resolve(self.default_timeout),
@@ -488,13 +731,16 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// A sandbox on this machine: commands run as `<shell> -c <line>` directly on the host, as the
-/// current user, each in its own process group; files are confined to a root directory.
+/// A sandbox on this machine: commands run as `<shell> -c <line>`, each in its own process group
+/// (and session, when isolated); files are confined to a root directory.
 ///
-/// There is **no isolation**: a command can do anything the user running this process can do.
-/// What the sandbox does guarantee: a minimal environment by default (host secrets are not passed
-/// on), timeouts and cancels that kill the whole process tree, capped output, and a file API that
-/// refuses paths outside the root.
+/// By default ([`Isolation::Auto`]) commands run isolated by bubblewrap where the host allows
+/// it: the host read-only but for the root, homes and `/tmp` hidden, no network, no host
+/// process visible (see [`crate::isolation`]). Where it does not, or with [`Isolation::None`],
+/// a command can do anything the user running this process can do. Either way the sandbox
+/// guarantees a minimal environment by default (host secrets are not passed on), timeouts and
+/// cancels that kill the whole process tree, capped output, and a file API that refuses paths
+/// outside the root.
 ///
 /// Lifecycle: commands start the sandbox lazily. `stop` kills every command, background process
 /// and leftover daemon but keeps the files; `destroy` does the same and removes the root if the
@@ -502,8 +748,11 @@ impl Drop for InFlight<'_> {
 /// `destroy` kills its processes and removes an owned root as well.
 ///
 /// Behaviour worth knowing:
-/// - `cwd` may be any existing directory on the host (commands are not confined anyway); a
-///   missing one is [`SandboxError::NotFound`] naming `cwd`, a file is `InvalidArgument` (`cwd`).
+/// - `cwd` may be any existing directory on the host (isolated commands see it only if the
+///   sandbox does not hide it); a missing one is [`SandboxError::NotFound`] naming `cwd`, a file
+///   is `InvalidArgument` (`cwd`).
+/// - Isolated, a daemon a command leaves behind keeps running until `stop`/`destroy`/drop kills
+///   the sandbox's namespaces, even one that left its process group with `setsid`.
 /// - A command that exits normally may leave daemons behind (`server > log 2>&1 &`): they keep
 ///   running, as they would in a terminal, and are killed by `stop`, `destroy` or drop. A
 ///   background child that keeps the command's pipes open delays the result by at most the
@@ -548,6 +797,16 @@ impl LocalSandbox {
     /// The process manager with its concrete type.
     pub fn process_manager(&self) -> &LocalProcessManager {
         &self.processes
+    }
+
+    /// The isolation commands run under (what [`Isolation::Auto`] resolved to).
+    pub fn isolation_tier(&self) -> IsolationTier {
+        self.shared.tier()
+    }
+
+    /// Why isolation is off although [`Isolation::Auto`] asked for it, when it is.
+    pub fn isolation_unavailable_reason(&self) -> Option<&str> {
+        self.shared.isolation_unavailable.as_deref()
     }
 }
 
@@ -639,20 +898,43 @@ impl WorkspaceSandbox for LocalSandbox {
             "default_timeout_ms".into(),
             (shared.default_timeout.as_millis() as u64).into(),
         );
-        meta.insert("isolated".into(), false.into());
+        let tier = shared.tier();
+        meta.insert("isolated".into(), (tier != IsolationTier::None).into());
+        meta.insert("isolation".into(), tier.as_str().into());
+        let network = shared.jail.as_ref().is_none_or(|j| j.conf.network);
+        meta.insert("network".into(), network.into());
+        if let Some(jail) = &shared.jail {
+            let writable: Vec<serde_json::Value> = std::iter::once(&jail.conf.root)
+                .chain(&jail.conf.writable)
+                .map(|p| p.to_string_lossy().into_owned().into())
+                .collect();
+            meta.insert("writable_paths".into(), writable.into());
+        }
+        if let Some(reason) = &shared.isolation_unavailable {
+            meta.insert("isolation_unavailable".into(), reason.clone().into());
+        }
         Ok(info)
     }
 
     fn get_instructions(&self) -> String {
         let s = &self.shared;
-        format!(
-            "Local sandbox on the host machine, with no isolation: commands run as user {} \
-             directly on this computer, under {} -c. Working directory: {}. Command timeout: {}.",
-            s.user,
+        let common = format!(
+            "Commands run under {} -c. Working directory: {}. Command timeout: {}.",
             s.shell.display(),
             s.fs.root().display(),
             format_duration(s.default_timeout),
-        )
+        );
+        match &s.jail {
+            Some(jail) => format!(
+                "Local sandbox on the host machine. {} {common}",
+                jail.conf.describe()
+            ),
+            None => format!(
+                "Local sandbox on the host machine, with no isolation: commands run as user {} \
+                 directly on this computer, with its network. {common}",
+                s.user
+            ),
+        }
     }
 
     fn filesystem(&self) -> Option<&dyn SandboxFilesystem> {
@@ -667,7 +949,7 @@ impl WorkspaceSandbox for LocalSandbox {
         let mut caps = Capabilities::default();
         caps.filesystem = true;
         caps.processes = true;
-        caps.isolated = false;
+        caps.isolated = self.shared.tier() != IsolationTier::None;
         caps
     }
 }
@@ -714,6 +996,43 @@ impl SandboxFilesystem for SandboxFiles {
         self.shared.ensure_running().await?;
         self.shared.fs.rename(from, to).await
     }
+}
+
+/// Each path canonical, absolute and existing (a directory when `dirs_only`); the error names
+/// `field[i]`.
+fn canonical_dirs(field: &str, paths: &[PathBuf], dirs_only: bool) -> Result<Vec<PathBuf>> {
+    paths
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let name = format!("{field}[{i}]");
+            if !p.is_absolute() {
+                return Err(SandboxError::invalid(
+                    name,
+                    format!("must be an absolute path, got {}", p.display()),
+                ));
+            }
+            let canonical = std::fs::canonicalize(p).map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => {
+                    SandboxError::not_found(format!("{name} {}", p.display()))
+                }
+                _ => SandboxError::io(format!("resolving {name} {}", p.display()), e),
+            })?;
+            if dirs_only && !canonical.is_dir() {
+                return Err(SandboxError::invalid(
+                    name,
+                    format!("{} is not a directory", p.display()),
+                ));
+            }
+            if canonical == Path::new("/") {
+                return Err(SandboxError::invalid(
+                    name,
+                    "the whole filesystem cannot be made writable or re-exposed",
+                ));
+            }
+            Ok(canonical)
+        })
+        .collect()
 }
 
 fn check_shell(shell: &Path) -> Result<()> {
@@ -770,6 +1089,39 @@ mod tests {
     fn durations_read_naturally() {
         assert_eq!(format_duration(Duration::from_secs(300)), "300s");
         assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
+    }
+
+    #[test]
+    fn settings_come_from_the_environment() {
+        let vars = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+                .into_iter()
+        };
+        let b = LocalSandboxBuilder::default()
+            .with_env(vars(&[
+                (ENV_ISOLATION, "required"),
+                (ENV_NETWORK, "1"),
+                (ENV_BWRAP, "/opt/bwrap"),
+                ("UNRELATED", "x"),
+            ]))
+            .expect("valid settings");
+        assert_eq!(b.isolation, Isolation::Required);
+        assert!(b.network);
+        assert_eq!(b.bwrap_path.as_deref(), Some(Path::new("/opt/bwrap")));
+        let defaults = LocalSandboxBuilder::default()
+            .with_env(vars(&[]))
+            .expect("nothing set");
+        assert_eq!(defaults.isolation, Isolation::Auto);
+        assert!(!defaults.network);
+        for (key, value) in [(ENV_ISOLATION, "strict"), (ENV_NETWORK, "maybe")] {
+            match LocalSandboxBuilder::default().with_env(vars(&[(key, value)])) {
+                Err(SandboxError::InvalidArgument { field, .. }) => assert_eq!(field, key),
+                other => panic!("{key}={value}: {other:?}"),
+            }
+        }
     }
 
     #[test]

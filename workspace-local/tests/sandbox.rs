@@ -13,10 +13,17 @@ use workspace_core::{
     CancellationToken, ExecuteCommandOptions, OutputOffsets, ProcessId, ProcessState, SandboxError,
     SandboxStatus, SpawnOptions, StartOutcome, WorkspaceSandbox, WorkspaceSandboxExt,
 };
-use workspace_local::LocalSandbox;
+use workspace_local::{Isolation, LocalSandbox};
 
 fn in_dir(dir: &std::path::Path) -> LocalSandbox {
     LocalSandbox::builder().root(dir).build().unwrap()
+}
+
+/// Unisolated, for the tests that check processes by the pids commands report (`echo $$`):
+/// isolated commands see their own PID namespace's numbers. `conformance.rs` and
+/// `isolation.rs` check the same guarantees under isolation by command line from the host.
+fn unisolated() -> workspace_local::LocalSandboxBuilder {
+    LocalSandbox::builder().isolation(Isolation::None)
 }
 
 fn invalid_field<T: std::fmt::Debug>(r: Result<T, SandboxError>) -> String {
@@ -207,7 +214,7 @@ async fn cwd_env_stdin_and_callbacks_are_honoured() {
 #[tokio::test]
 async fn timeout_and_cancel_through_the_trait() {
     let dir = tempfile::tempdir().unwrap();
-    let sb = in_dir(dir.path());
+    let sb = unisolated().root(dir.path()).build().unwrap();
     let started = Instant::now();
     let r = sb
         .execute_command(
@@ -282,7 +289,7 @@ async fn start_outcomes() {
 #[tokio::test]
 async fn stop_keeps_files_and_kills_everything_running() {
     let sb = Arc::new(
-        LocalSandbox::builder()
+        unisolated()
             .kill_grace(Duration::from_millis(100))
             .build()
             .unwrap(),
@@ -394,7 +401,7 @@ async fn destroy_never_deletes_a_callers_root() {
 
 #[tokio::test]
 async fn dropping_the_sandbox_cleans_up() {
-    let sb = LocalSandbox::builder().build().unwrap();
+    let sb = unisolated().build().unwrap();
     let root = sb.root().to_path_buf();
     sb.processes()
         .unwrap()
@@ -415,7 +422,8 @@ async fn dropping_the_sandbox_cleans_up() {
 #[tokio::test]
 async fn info_instructions_and_capabilities() {
     let dir = tempfile::tempdir().unwrap();
-    let sb = LocalSandbox::builder()
+    // The isolated tier's report is checked in isolation.rs.
+    let sb = unisolated()
         .root(dir.path())
         .id("local-test")
         .name("Tester")
