@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use crate::error::ApiError;
 use crate::layout::SandboxLayout;
-use crate::toolbox::SandboxRuntime;
-use crate::volumes::VolumeMount;
+use crate::registries::VolumeMount;
+use crate::runtime::SandboxRuntime;
 
 /// The home directory (inside the sandbox) of `user`.
 pub(crate) fn home_path(user: &str) -> String {

@@ -11,7 +11,6 @@
 //! documented where they are made ([`SandboxRuntime`] for sessions, [`crate::layout`] for paths).
 
 mod code_run;
-mod command_log;
 mod file_info;
 mod files;
 mod git;
@@ -19,9 +18,7 @@ mod git_parse;
 mod go_fs;
 mod ports;
 mod process;
-mod pty;
 mod pty_routes;
-mod runtime;
 mod sdk_version;
 mod transfer;
 
@@ -37,7 +34,7 @@ use serde::de::DeserializeOwned;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-pub use runtime::{RuntimeSnapshot, SandboxRuntime, SessionSnapshot};
+pub use crate::runtime::{RuntimeSnapshot, SandboxRuntime, SessionSnapshot};
 
 /// The daemon version `/version` reports.
 pub const DAEMON_VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"), "-emulator");

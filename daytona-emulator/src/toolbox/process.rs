@@ -20,10 +20,10 @@ use serde::Deserialize;
 
 use crate::error::ApiError;
 use crate::faults::WsDrop;
+use crate::runtime::command_log::{MarkerStripper, demux, strip_markers};
+use crate::runtime::{ExecMode, SessionCommand};
 use crate::state::AppState;
-use crate::toolbox::command_log::{MarkerStripper, demux, strip_markers};
 use crate::toolbox::files::bad_request;
-use crate::toolbox::runtime::{ExecMode, SessionCommand};
 use crate::toolbox::sdk_version::OutputFormat;
 use crate::toolbox::{SandboxPath, check_env_keys, close_socket, missing_field, parse_json};
 

@@ -36,8 +36,8 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use crate::error::ApiError;
 use crate::faults::WsDrop;
 use crate::layout::{CommandExtras, shell_single_quote};
+use crate::runtime::pty::{PtyExit, PtyOptions, PtySession};
 use crate::state::{AppState, ToolboxTarget};
-use crate::toolbox::pty::{PtyExit, PtyOptions, PtySession};
 use crate::toolbox::{SandboxPath, close_socket, parse_json};
 
 /// Default terminal size, as the SDKs' defaults.

@@ -192,12 +192,7 @@ pub(crate) fn latin1_filename(name: &str) -> Vec<u8> {
 
 /// The header block of one part, as the daemon writes it: `filename` in Latin-1 (see
 /// [`latin1_filename`]) and the exact path in `filename*`, which clients prefer.
-pub(crate) fn part_header(
-    name: &str,
-    path: &str,
-    content_type: &str,
-    len: Option<u64>,
-) -> Vec<u8> {
+pub(crate) fn part_header(name: &str, path: &str, content_type: &str, len: Option<u64>) -> Vec<u8> {
     let mut h = format!(
         "--{DOWNLOAD_BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\""
     )
@@ -261,7 +256,10 @@ async fn open_for_bulk(
     let file = tokio::fs::File::open(&resolved.host)
         .await
         .map_err(|e| download_error(path, &e))?;
-    let meta = file.metadata().await.map_err(|e| download_error(path, &e))?;
+    let meta = file
+        .metadata()
+        .await
+        .map_err(|e| download_error(path, &e))?;
     if meta.is_dir() {
         return Err(ApiError::daemon(
             StatusCode::BAD_REQUEST,

@@ -36,7 +36,7 @@ use tokio::sync::{broadcast, watch};
 
 use crate::error::ApiError;
 use crate::layout::PreparedCommand;
-use crate::state::lock;
+use crate::sync::lock;
 
 /// Bytes of output kept for clients that attach later.
 const HISTORY_LIMIT: usize = 64 * 1024;
@@ -134,7 +134,7 @@ impl PtySession {
         let (output, _) = broadcast::channel(FANOUT_BUFFER);
         let session = Arc::new(PtySession {
             size: Mutex::new((opts.cols, opts.rows)),
-            created_at: crate::state::rfc3339(chrono::Utc::now()),
+            created_at: crate::timestamp::rfc3339(chrono::Utc::now()),
             opts,
             launch: Mutex::new(Some(launch)),
             running: Mutex::new(None),

@@ -1,4 +1,8 @@
-//! [`SandboxRuntime`]: the sessions and processes alive in one sandbox.
+//! [`SandboxRuntime`]: the sessions, PTYs and processes alive in one sandbox. The toolbox
+//! routes drive it; the control plane creates one per sandbox start and shuts it down on stop.
+
+pub(crate) mod command_log;
+pub(crate) mod pty;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -18,9 +22,9 @@ use workspace_local::runner::{Leftovers, RunOptions, RunOutcome, run_tracked};
 
 use crate::error::ApiError;
 use crate::layout::{PreparedCommand, SandboxLayout, shell_single_quote};
-use crate::state::lock;
-use crate::toolbox::command_log::{CommandLog, Labeller, Stream};
-use crate::toolbox::pty::PtySession;
+use crate::runtime::command_log::{CommandLog, Labeller, Stream};
+use crate::runtime::pty::PtySession;
+use crate::sync::lock;
 
 /// Bytes of each stream a session command's process may hold unread by the log pump; past
 /// that the process blocks writing (as the daemon's labelling pipes make it), so the log gets
@@ -783,7 +787,7 @@ mod tests {
             .unwrap();
         assert_eq!(b.wait(s.ended()).await, Some(3));
         let log = b.log().read_all().await.unwrap();
-        let (out, _) = crate::toolbox::command_log::demux(&log);
+        let (out, _) = crate::runtime::command_log::demux(&log);
         let out = String::from_utf8(out).unwrap();
         assert!(out.ends_with("/home/sub\nhi there\n"), "{out:?}");
         rt.shutdown().await;
@@ -804,7 +808,7 @@ mod tests {
         let c = rt.exec(&s, &line, ExecMode::SYNC, BTreeMap::new()).unwrap();
         assert_eq!(c.wait(s.ended()).await, Some(0));
         let log = c.log().read_all().await.unwrap();
-        let (out, err) = crate::toolbox::command_log::demux(&log);
+        let (out, err) = crate::runtime::command_log::demux(&log);
         // The daemon ends a last line that had none with a newline.
         assert_eq!(out.len(), 24 * 1024 * 1024 + "END\n".len());
         assert!(out.ends_with(b"oEND\n"));
@@ -845,7 +849,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn dropping_the_runtime_kills_what_is_left_synchronously() {
         use crate::layout::CommandExtras;
-        use crate::toolbox::pty::PtyOptions;
+        use crate::runtime::pty::PtyOptions;
         let (_d, rt) = runtime();
         let env = BTreeMap::new();
         // A background process an execute left behind (a leftover process group).
@@ -926,7 +930,7 @@ mod tests {
             .exec(&s, "echo kept", ExecMode::SYNC, BTreeMap::new())
             .unwrap();
         assert_eq!(c.wait(s.ended()).await, Some(0));
-        let (out, _) = crate::toolbox::command_log::demux(&c.log().read_all().await.unwrap());
+        let (out, _) = crate::runtime::command_log::demux(&c.log().read_all().await.unwrap());
         assert_eq!(out, b"kept\n");
         new.shutdown().await;
     }
