@@ -157,6 +157,13 @@ impl std::error::Error for ApiError {}
 #[derive(Clone, Copy)]
 struct Rendered;
 
+/// Marks an error response that is sent as it is: what Go's `net/http` itself answers (a 416
+/// from `http.ServeFile`, say), not one of the daemon's JSON error bodies.
+pub(crate) fn verbatim(mut response: Response) -> Response {
+    response.extensions_mut().insert(Rendered);
+    response
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         // Without the middleware (a router used on its own) this body is still complete, only

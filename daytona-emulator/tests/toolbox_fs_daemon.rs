@@ -393,6 +393,122 @@ async fn links_are_judged_by_their_targets() {
 /// `fs/download_file.go` and `fs/upload_file.go`: a directory is 400 `path must be a file`;
 /// the download carries `attachment` with Latin-1 and RFC 5987 names; `/files/upload` wants the
 /// multipart field `file` and answers 200 with no body.
+/// `fs/download_file.go` hands the file to Go's `http.ServeFile` (`c.File`): byte ranges,
+/// `Last-Modified` and the conditional headers come from there.
+#[tokio::test]
+async fn single_file_download_serves_ranges_and_conditions_as_go_does() {
+    let fx = Fixture::start().await;
+    let path = format!("{}/r.txt", fx.home());
+    sh(
+        &fx,
+        &format!("printf 0123456789 > {path} && touch -d @1700000000 {path}"),
+    )
+    .await;
+    let get = |headers: &[(&str, &str)]| {
+        let mut req = fx.get("/files/download").query(&[("path", path.as_str())]);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send()
+    };
+    const MODIFIED: &str = "Tue, 14 Nov 2023 22:13:20 GMT";
+
+    let whole = get(&[]).await.unwrap();
+    assert_eq!(whole.status(), StatusCode::OK);
+    assert_eq!(whole.headers()["accept-ranges"], "bytes");
+    assert_eq!(whole.headers()["last-modified"], MODIFIED);
+    assert_eq!(whole.headers()["content-length"], "10");
+    assert_eq!(whole.bytes().await.unwrap(), "0123456789");
+
+    for (range, content_range, body) in [
+        ("bytes=2-4", "bytes 2-4/10", "234"),
+        ("bytes=-3", "bytes 7-9/10", "789"),
+        ("bytes=8-", "bytes 8-9/10", "89"),
+        ("bytes=5-100", "bytes 5-9/10", "56789"),
+    ] {
+        let resp = get(&[("range", range)]).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT, "{range}");
+        assert_eq!(resp.headers()["content-range"], content_range);
+        assert_eq!(resp.headers()["content-type"], "application/octet-stream");
+        assert_eq!(resp.bytes().await.unwrap(), body, "{range}");
+    }
+
+    // Several ranges: multipart/byteranges, each part with its own Content-Range.
+    let resp = get(&[("range", "bytes=0-1,5-6")]).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
+    let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
+    let boundary = ct
+        .strip_prefix("multipart/byteranges; boundary=")
+        .unwrap()
+        .to_string();
+    assert_eq!(boundary.len(), 60);
+    let declared: usize = resp.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let body = String::from_utf8(resp.bytes().await.unwrap().to_vec()).unwrap();
+    assert_eq!(body.len(), declared);
+    assert_eq!(
+        body,
+        format!(
+            "--{boundary}\r\nContent-Range: bytes 0-1/10\r\nContent-Type: application/octet-stream\r\n\r\n01\r\n--{boundary}\r\nContent-Range: bytes 5-6/10\r\nContent-Type: application/octet-stream\r\n\r\n56\r\n--{boundary}--\r\n"
+        )
+    );
+
+    // Ranges adding up to more than the file: the whole file.
+    let resp = get(&[("range", "bytes=0-9,0-9")]).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.bytes().await.unwrap(), "0123456789");
+
+    // Past the end: 416 with Go's text; malformed: 416 without Content-Range.
+    let resp = get(&[("range", "bytes=20-")]).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(resp.headers()["content-range"], "bytes */10");
+    assert_eq!(resp.headers()["content-type"], "text/plain; charset=utf-8");
+    assert!(resp.headers().get("last-modified").is_none());
+    assert_eq!(
+        resp.text().await.unwrap(),
+        "invalid range: failed to overlap\n"
+    );
+    let resp = get(&[("range", "bytes=5-3")]).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert!(resp.headers().get("content-range").is_none());
+    assert_eq!(resp.text().await.unwrap(), "invalid range\n");
+
+    // Conditional requests against the modification time.
+    let resp = get(&[("if-modified-since", MODIFIED)]).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(resp.headers()["last-modified"], MODIFIED);
+    assert!(resp.bytes().await.unwrap().is_empty());
+    let resp = get(&[("if-modified-since", "Tue, 14 Nov 2023 22:13:19 GMT")])
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let resp = get(&[("if-unmodified-since", "Tue, 14 Nov 2023 22:13:19 GMT")])
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PRECONDITION_FAILED);
+    assert!(resp.bytes().await.unwrap().is_empty(), "Go sends no body");
+    let resp = get(&[("if-none-match", "*")]).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_MODIFIED);
+    // If-Range: the range holds only while the file is unchanged since that date.
+    let resp = get(&[("range", "bytes=0-0"), ("if-range", MODIFIED)])
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(resp.bytes().await.unwrap(), "0");
+    let resp = get(&[
+        ("range", "bytes=0-0"),
+        ("if-range", "Wed, 15 Nov 2023 00:00:00 GMT"),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.bytes().await.unwrap(), "0123456789");
+    fx.shutdown().await;
+}
+
 #[tokio::test]
 async fn single_file_download_and_upload_like_the_daemon() {
     let fx = Fixture::start().await;

@@ -12,7 +12,7 @@ use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use daytona_api::toolbox::{
     FileInfo, Match, ReplaceRequest, ReplaceResult, SearchFilesResponse, UploadedFile, codes,
 };
@@ -20,13 +20,13 @@ use futures::{Stream, StreamExt};
 use percent_encoding::utf8_percent_encode;
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
-use tokio_util::io::ReaderStream;
 
 use crate::error::ApiError;
 use crate::layout::{ResolvedPath, SandboxLayout};
 use crate::state::AppState;
 use crate::toolbox::file_info::file_info;
 use crate::toolbox::go_fs::{go_clean, go_match, go_path_error, go_walk, lstat_name};
+use crate::toolbox::serve_file::serve_file;
 use crate::toolbox::transfer::{ATTR_CHAR_ESCAPES, latin1_filename};
 use crate::toolbox::{SandboxPath, missing_field, parse_json};
 
@@ -591,15 +591,22 @@ pub(crate) async fn open_for_download(
 }
 
 /// `GET /files/download?path=`: the file's bytes, streamed, with the daemon's headers
-/// (`attachment` with a Latin-1 `filename` and an RFC 5987 `filename*`).
+/// (`attachment` with a Latin-1 `filename` and an RFC 5987 `filename*`), then served as Go's
+/// `http.ServeFile` serves it (ranges, conditional requests; see [`serve_file`]).
 pub(crate) async fn download_file(
     State(state): State<AppState>,
     UrlPath(p): UrlPath<SandboxPath>,
     Query(q): Query<FileQuery>,
+    request_headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let target = state.toolbox_target(&p.sandbox_id)?;
     let path = required(&q.path, "path")?.to_string();
     let (file, len) = open_for_download(&target.layout, &path).await?;
+    let modified = file
+        .metadata()
+        .await
+        .and_then(|m| m.modified())
+        .map_err(|e| io_error(&e, &path))?;
     let name = lstat_name(&go_clean(&path));
     let mut disposition = b"attachment; filename=\"".to_vec();
     disposition.extend(latin1_filename(&name));
@@ -611,10 +618,7 @@ pub(crate) async fn download_file(
     );
     let disposition = HeaderValue::from_bytes(&disposition)
         .map_err(|e| ApiError::daemon_internal("building the download headers", e))?;
-    let mut response =
-        Body::from_stream(ReaderStream::new(tokio::io::AsyncReadExt::take(file, len)))
-            .into_response();
-    let headers = response.headers_mut();
+    let mut headers = HeaderMap::new();
     headers.insert(header::CONTENT_DISPOSITION, disposition);
     for (name, value) in [
         ("content-description", "File Transfer"),
@@ -626,8 +630,7 @@ pub(crate) async fn download_file(
     ] {
         headers.insert(name, HeaderValue::from_static(value));
     }
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    Ok(response)
+    Ok(serve_file(&request_headers, headers, file, len, modified).await)
 }
 
 /// Stream `body` into `dest` (parents created 0755): written to a temporary file next to it,

@@ -20,6 +20,7 @@ mod ports;
 mod process;
 mod pty_routes;
 mod sdk_version;
+mod serve_file;
 mod transfer;
 
 use axum::Json;

@@ -13,7 +13,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use daytona_api::toolbox::{BulkUploadResponse, FilesDownloadRequest, UploadedFileBytes, codes};
+use daytona_api::toolbox::{FilesDownloadRequest, UploadedFileBytes, codes};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::io::ReaderStream;
@@ -52,16 +52,20 @@ fn field_index(name: &str) -> &str {
         .unwrap_or(s)
 }
 
+/// The daemon's 400: `{errors, files}`, `files` being Go's nil slice (`null`) when nothing was
+/// written.
 fn upload_failed(errors: Vec<String>, files: Vec<UploadedFileBytes>) -> Response {
-    // The daemon's own shape (`errors`, `files`) plus `message`, which the SDKs show as the
-    // error text.
-    let body = serde_json::json!({
-        "statusCode": 400,
-        "message": errors.join("; "),
-        "errors": errors,
-        "files": files,
-    });
+    let body = serde_json::json!({ "errors": errors, "files": go_slice(files) });
     (StatusCode::BAD_REQUEST, Json(body)).into_response()
+}
+
+/// A Go slice built by `append` from nil, as JSON: `null` while empty.
+fn go_slice(files: Vec<UploadedFileBytes>) -> serde_json::Value {
+    if files.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::json!(files)
+    }
 }
 
 /// `POST /files/bulk-upload`: fields `files[i].path` (destination) then `files[i].file`
@@ -79,10 +83,9 @@ pub(crate) async fn bulk_upload(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let Ok(boundary) = multer::parse_boundary(content_type) else {
-        return Ok(upload_failed(
-            vec!["invalid multipart form".to_string()],
-            Vec::new(),
-        ));
+        // The daemon answers before it reads a part, without `files`.
+        let body = serde_json::json!({ "errors": ["invalid multipart form"] });
+        return Ok((StatusCode::BAD_REQUEST, Json(body)).into_response());
     };
     let mut multipart = multer::Multipart::new(body.into_data_stream(), boundary);
     let mut destinations: HashMap<String, String> = HashMap::new();
@@ -128,11 +131,7 @@ pub(crate) async fn bulk_upload(
     if !errors.is_empty() {
         return Ok(upload_failed(errors, files));
     }
-    Ok(Json(BulkUploadResponse {
-        files,
-        errors: None,
-    })
-    .into_response())
+    Ok(Json(serde_json::json!({ "files": go_slice(files) })).into_response())
 }
 
 /// `POST /files/bulk-download` `{paths}`: 200 `multipart/form-data`, one part per path in
@@ -191,7 +190,8 @@ pub(crate) fn latin1_filename(name: &str) -> Vec<u8> {
 }
 
 /// The header block of one part, as the daemon writes it: `filename` in Latin-1 (see
-/// [`latin1_filename`]) and the exact path in `filename*`, which clients prefer.
+/// [`latin1_filename`]) and the exact path in `filename*`, which clients prefer; headers in
+/// the sorted order Go's multipart writer puts them in.
 pub(crate) fn part_header(name: &str, path: &str, content_type: &str, len: Option<u64>) -> Vec<u8> {
     let mut h = format!(
         "--{DOWNLOAD_BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\""
@@ -200,7 +200,7 @@ pub(crate) fn part_header(name: &str, path: &str, content_type: &str, len: Optio
     h.extend(latin1_filename(path));
     h.extend(
         format!(
-            "\"; filename*=utf-8''{}\r\nContent-Type: {content_type}\r\n",
+            "\"; filename*=utf-8''{}\r\n",
             utf8_percent_encode(path, ATTR_CHAR_ESCAPES),
         )
         .into_bytes(),
@@ -208,7 +208,7 @@ pub(crate) fn part_header(name: &str, path: &str, content_type: &str, len: Optio
     if let Some(len) = len {
         h.extend(format!("Content-Length: {len}\r\n").into_bytes());
     }
-    h.extend_from_slice(b"\r\n");
+    h.extend(format!("Content-Type: {content_type}\r\n\r\n").into_bytes());
     h
 }
 
@@ -330,7 +330,7 @@ mod tests {
             "{h}"
         );
         assert!(h.contains("filename*=utf-8''%2Ftmp%2Fa%20b%2F%C3%BC%22x%E2%82%AC.txt\r\n"));
-        assert!(h.contains("Content-Length: 3\r\n\r\n"));
+        assert!(h.contains("Content-Length: 3\r\nContent-Type: text/plain\r\n\r\n"));
         assert_eq!(latin1_filename("a\rb\nc\0d\x01\\"), b"abcd_\\\\");
     }
 
