@@ -548,7 +548,20 @@ async fn reserved_ids_validation_order_and_messages() {
     );
     // With no entrypoint in an emulated sandbox, its session is as unknown as any other.
     let entry = fx.get("/process/session/entrypoint").send().await.unwrap();
-    assert_eq!(entry.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        message(entry).await,
+        (StatusCode::NOT_FOUND, "session not found".to_string())
+    );
+    // `GetEntrypointLogs` reads the entrypoint session's log, so it answers the same.
+    let logs = fx
+        .get("/process/session/entrypoint/logs")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        message(logs).await,
+        (StatusCode::NOT_FOUND, "session not found".to_string())
+    );
     fx.shutdown().await;
 }
 

@@ -11,6 +11,7 @@
 //! documented where they are made ([`SandboxRuntime`] for sessions, [`crate::layout`] for paths).
 
 mod code_run;
+mod computer_use;
 mod file_info;
 mod files;
 mod git;
@@ -106,6 +107,10 @@ pub fn router() -> Router<AppState> {
             get(process::get_session).delete(process::delete_session),
         )
         .route(
+            "/process/session/entrypoint/logs",
+            get(process::entrypoint_logs),
+        )
+        .route(
             "/process/session/{sessionId}/exec",
             post(process::session_exec),
         )
@@ -173,6 +178,7 @@ pub fn router() -> Router<AppState> {
         // The daemon's older name for the home dir, still served.
         .route("/project-dir", get(user_home_dir))
         .route("/version", get(version))
+        .merge(computer_use::routes())
 }
 
 /// `GET /work-dir`: where commands run by default (the home dir).

@@ -293,6 +293,28 @@ pub(crate) async fn send_input(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The command the daemon runs the image entrypoint as, in [`ENTRYPOINT_SESSION`].
+const ENTRYPOINT_COMMAND: &str = "entrypoint_command";
+
+/// `GET /process/session/entrypoint/logs`: the logs route for the entrypoint's command. An
+/// emulated sandbox runs no image entrypoint, so this answers what the daemon answers in a
+/// sandbox without one (404 `session not found`).
+pub(crate) async fn entrypoint_logs(
+    state: State<AppState>,
+    UrlPath(p): UrlPath<SandboxPath>,
+    query: Query<LogsQuery>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let path = CommandPath {
+        sandbox_id: p.sandbox_id,
+        session_id: ENTRYPOINT_SESSION.to_string(),
+        command_id: ENTRYPOINT_COMMAND.to_string(),
+    };
+    command_logs(state, UrlPath(path), query, uri, headers, upgrade).await
+}
+
 /// `GET .../command/{commandId}/logs`: the log so far (JSON or text by SDK version), or with a
 /// WebSocket upgrade, the log streamed as binary frames until the command ends (close 1000).
 pub(crate) async fn command_logs(
