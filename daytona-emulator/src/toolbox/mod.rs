@@ -17,6 +17,7 @@ mod files;
 mod git;
 mod git_parse;
 mod go_fs;
+mod lsp;
 mod ports;
 mod process;
 mod pty_routes;
@@ -179,6 +180,7 @@ pub fn router() -> Router<AppState> {
         .route("/project-dir", get(user_home_dir))
         .route("/version", get(version))
         .merge(computer_use::routes())
+        .merge(lsp::routes())
 }
 
 /// `GET /work-dir`: where commands run by default (the home dir).
