@@ -227,7 +227,8 @@ impl AppState {
         let mounts = self.volumes_for_mount(req.volumes.as_deref().unwrap_or_default())?;
 
         let dir = self.config().data_dir.join("sandboxes").join(&id);
-        let layout = provision::create_layout(&dir, &user, &mounts).await?;
+        let layout =
+            provision::create_layout(&dir, &user, &mounts, self.config().isolation).await?;
         let runtime = provision::new_runtime(&layout);
 
         let now = Utc::now();

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use daytona_emulator::Emulator;
+use daytona_emulator::layout::Isolation;
 
 const ISOLATION_WARNING: &str = "\
 WARNING: emulated sandboxes are NOT isolated from the host. Commands run as real local
@@ -69,6 +70,30 @@ struct Args {
     /// pulled or built for real) [default: 200].
     #[arg(long, env = "DAYTONA_EMULATOR_BUILD_STEP_MS", value_name = "MS")]
     build_step_ms: Option<u64>,
+
+    /// How sandbox commands are confined: 'bwrap' (a bubblewrap mount namespace; sandbox paths
+    /// are /home/daytona, /tmp, /workspace), 'host' (plain processes; sandbox paths are host
+    /// paths) or 'auto' (bwrap when it works here).
+    #[arg(
+        long,
+        env = "DAYTONA_EMULATOR_ISOLATION",
+        value_enum,
+        value_name = "MODE",
+        default_value = "auto"
+    )]
+    isolation: IsolationArg,
+}
+
+/// `--isolation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum IsolationArg {
+    /// Probe: bubblewrap when a trial run works, else host.
+    Auto,
+    /// Plain host processes.
+    Host,
+    /// A bubblewrap mount namespace.
+    #[value(alias = "bubblewrap")]
+    Bwrap,
 }
 
 fn main() -> ExitCode {
@@ -113,6 +138,11 @@ async fn run(args: Args) -> ExitCode {
     }
     if let Some(ms) = args.transition_delay_ms {
         builder = builder.transition_delay(Duration::from_millis(ms));
+    }
+    match args.isolation {
+        IsolationArg::Auto => {}
+        IsolationArg::Host => builder = builder.isolation(Isolation::Host),
+        IsolationArg::Bwrap => builder = builder.isolation(Isolation::Bubblewrap),
     }
     let handle = match builder.start().await {
         Ok(h) => h,

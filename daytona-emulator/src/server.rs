@@ -26,6 +26,7 @@ use tower::ServiceExt;
 use crate::conn::{AbortableStream, ConnHandle};
 use crate::error::ApiError;
 use crate::faults::{FaultRule, InstalledFault};
+use crate::layout::Isolation;
 use crate::request_log::RequestRecord;
 use crate::state::{AppState, Config};
 
@@ -95,6 +96,7 @@ pub struct EmulatorBuilder {
     ping_timeout: Duration,
     faults: Vec<FaultRule>,
     build_step: Duration,
+    isolation: Option<Isolation>,
 }
 
 /// Default duration of one step of an emulated image build.
@@ -112,6 +114,7 @@ impl Default for EmulatorBuilder {
             ping_timeout: Duration::from_secs(20),
             faults: Vec::new(),
             build_step: DEFAULT_BUILD_STEP,
+            isolation: None,
         }
     }
 }
@@ -126,6 +129,7 @@ impl fmt::Debug for EmulatorBuilder {
             .field("bind", &self.bind)
             .field("faults", &self.faults.len())
             .field("build_step", &self.build_step)
+            .field("isolation", &self.isolation)
             .finish_non_exhaustive()
     }
 }
@@ -149,6 +153,14 @@ impl EmulatorBuilder {
     /// (auto-stop, auto-archive, auto-delete, TTL). Tests use milliseconds.
     pub fn auto_stop_unit(mut self, minute: Duration) -> Self {
         self.minute = minute;
+        self
+    }
+
+    /// How sandbox commands are confined. Default: what
+    /// [`detect_isolation`](crate::layout::detect_isolation) finds (bubblewrap where it works,
+    /// or what `DAYTONA_EMULATOR_ISOLATION` says).
+    pub fn isolation(mut self, isolation: Isolation) -> Self {
+        self.isolation = Some(isolation);
         self
     }
 
@@ -260,6 +272,7 @@ impl EmulatorBuilder {
             ping_timeout: self.ping_timeout,
             organization_id: EMULATOR_ORGANIZATION_ID.to_string(),
             build_step: self.build_step,
+            isolation: self.isolation,
         });
         for rule in self.faults {
             state

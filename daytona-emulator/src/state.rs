@@ -19,7 +19,7 @@ use tokio_util::task::TaskTracker;
 use crate::build::BuildLog;
 use crate::error::ApiError;
 use crate::faults::{FaultAction, FaultRule, FaultSet, InstalledFault, WsDrop};
-use crate::layout::SandboxLayout;
+use crate::layout::{Isolation, SandboxLayout};
 use crate::registries::{SignedPreviews, Snapshots, Volumes};
 use crate::request_log::{RequestLog, RequestRecord};
 use crate::runtime::SandboxRuntime;
@@ -81,6 +81,8 @@ pub(crate) struct Config {
     pub(crate) organization_id: String,
     /// How long one step of an emulated image build (or snapshot pull) takes.
     pub(crate) build_step: Duration,
+    /// How sandbox commands are confined; `None` = [`crate::layout::detect_isolation`].
+    pub(crate) isolation: Option<Isolation>,
 }
 
 /// One sandbox as the emulator tracks it.

@@ -151,6 +151,7 @@ async fn help_warns_about_isolation_and_names_every_variable() {
                 "DAYTONA_EMULATOR_TRANSITION_DELAY_MS",
             ),
             ("--build-step-ms", "DAYTONA_EMULATOR_BUILD_STEP_MS"),
+            ("--isolation", "DAYTONA_EMULATOR_ISOLATION"),
         ] {
             assert!(text.contains(option), "{flag}: {option} missing: {text}");
             assert!(
@@ -203,6 +204,106 @@ async fn bad_arguments_fail_with_a_message() {
         String::from_utf8_lossy(&out.stderr)
             .contains("invalid value 'soon' for '--minute-ms <MS>'")
     );
+
+    let out = Command::new(BIN)
+        .args(["--isolation", "sideways"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("invalid value 'sideways' for '--isolation <MODE>'"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("[possible values: auto, host, bwrap]"),
+        "{stderr}"
+    );
+}
+
+/// Starts the binary with `args` and `env`; the base URL it prints and the child.
+async fn spawn(args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> (String, tokio::process::Child) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let first = tokio::time::timeout(
+        Duration::from_secs(30),
+        BufReader::new(stdout).lines().next_line(),
+    )
+    .await
+    .expect("URL printed promptly")
+    .unwrap()
+    .expect("a first line");
+    (first, child)
+}
+
+/// The home dir a new sandbox of the emulator at `base` reports.
+async fn sandbox_home(base: &str) -> String {
+    let http = reqwest::Client::new();
+    let sb: Value = http
+        .post(format!("{base}/api/sandbox"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = sb["id"].as_str().unwrap();
+    let home: Value = http
+        .get(format!("{base}/toolbox/{id}/user-home-dir"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    home["dir"].as_str().unwrap().to_string()
+}
+
+/// `--isolation host` (or its variable) runs sandbox commands as host processes, whose sandbox
+/// paths are the host paths under the data dir.
+#[tokio::test]
+async fn isolation_comes_from_the_flag_or_its_variable() {
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().as_os_str();
+    let (base, mut child) = spawn(
+        &[],
+        &[
+            ("DAYTONA_EMULATOR_ISOLATION", "host".as_ref()),
+            ("DAYTONA_EMULATOR_DATA_DIR", data_dir),
+        ],
+    )
+    .await;
+    let home = sandbox_home(&base).await;
+    assert!(
+        std::path::Path::new(&home).starts_with(data.path()),
+        "host mode: the home dir is a host path under the data dir, got {home}"
+    );
+    child.kill().await.unwrap();
+
+    // The flag wins over a variable that would be refused on its own.
+    let (base, mut child) = spawn(
+        &["--isolation", "host"],
+        &[
+            ("DAYTONA_EMULATOR_ISOLATION", "sideways".as_ref()),
+            ("DAYTONA_EMULATOR_DATA_DIR", data_dir),
+        ],
+    )
+    .await;
+    let home = sandbox_home(&base).await;
+    assert!(
+        std::path::Path::new(&home).starts_with(data.path()),
+        "{home}"
+    );
+    child.kill().await.unwrap();
 }
 
 /// Each flag is read from its `DAYTONA_EMULATOR_*` variable; the command line wins.
