@@ -170,16 +170,23 @@ async fn create_connect_gives_a_real_terminal_with_resize_and_exit_codes() {
         json!({"exitCode": 3, "exitReason": "non-zero exit"})
     );
 
-    // Gone but still listed until deleted; resizing it now is 410.
-    let info: Value = fx
-        .get("/process/pty/term1")
+    // `process/pty/session.go` deletes a session once its shell exits: it is not listed, not
+    // found, and resizing or deleting it is what an unknown id gets.
+    let info = fx.get("/process/pty/term1").send().await.unwrap();
+    assert_eq!(info.status(), 404);
+    assert_eq!(
+        info.json::<Value>().await.unwrap(),
+        json!({"error": "PTY session not found"})
+    );
+    let list: Value = fx
+        .get("/process/pty")
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    assert_eq!(info["active"], false);
+    assert_eq!(list, json!({"sessions": []}));
     let gone = fx
         .post("/process/pty/term1/resize")
         .json(&json!({"cols": 90, "rows": 20}))
@@ -187,12 +194,12 @@ async fn create_connect_gives_a_real_terminal_with_resize_and_exit_codes() {
         .await
         .unwrap();
     assert_eq!(gone.status(), 410);
-    let resp = fx.delete("/process/pty/term1").send().await.unwrap();
-    assert_eq!(resp.status(), 200);
     assert_eq!(
-        fx.get("/process/pty/term1").send().await.unwrap().status(),
-        404
+        gone.json::<Value>().await.unwrap(),
+        json!({"error": "PTY session term1 not found"})
     );
+    let resp = fx.delete("/process/pty/term1").send().await.unwrap();
+    assert_eq!(resp.status(), 404);
     assert_eq!(fx.settle_processes().await, 0);
     fx.shutdown().await;
 }
@@ -410,6 +417,40 @@ async fn bad_input_gets_typed_errors() {
         resp.json::<Value>().await.unwrap(),
         json!({"error": "failed to start PTY session"})
     );
+    // A lazy session is not started at create, so its cwd is only looked at on the first
+    // attach (`manager.go` `VerifyPTYSessionReady`), which fails; the session stays and a
+    // later attach, once the directory exists, starts it.
+    let missing = format!("{}/later", fx.home());
+    let resp = fx
+        .post("/process/pty")
+        .json(&json!({"id": "lz", "cwd": missing, "lazyStart": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let (mut ws, _) = open(&fx, "/process/pty/lz/connect", &[EXIT_CONTROL]).await;
+    let mut seen = Seen::default();
+    read_until(&mut ws, &mut seen, |s| s.close.is_some()).await;
+    assert_eq!(seen.controls[0]["status"], "error");
+    assert_eq!(
+        seen.controls[0]["error"],
+        format!(
+            "Failed to connect to PTY session: failed to start PTY session: \
+             pty.StartWithSize: chdir {missing}: no such file or directory"
+        )
+    );
+    assert_eq!(
+        fx.get("/process/pty/lz").send().await.unwrap().status(),
+        200
+    );
+    fx.exec(&format!("mkdir -p {missing}")).await;
+    let (mut ws, _) = open(&fx, "/process/pty/lz/connect", &[EXIT_CONTROL]).await;
+    let mut seen = Seen::default();
+    read_until(&mut ws, &mut seen, |s| !s.controls.is_empty()).await;
+    assert_eq!(seen.controls[0]["status"], "connected");
+    send(&mut ws, "pwd\n").await;
+    read_until(&mut ws, &mut seen, |s| s.output.contains("/later\r\n")).await;
+    drop(ws);
     // Plain HTTP on a WebSocket route, and create-connect without an id.
     assert_eq!(
         fx.get("/process/pty/b/connect")

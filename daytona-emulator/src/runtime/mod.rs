@@ -41,7 +41,7 @@ const TASK_SETTLE: Duration = Duration::from_secs(10);
 pub struct RuntimeSnapshot {
     /// Live sessions, by id.
     pub sessions: Vec<SessionSnapshot>,
-    /// PTY session ids (running or exited, until deleted).
+    /// PTY session ids (until deleted or their shell exits).
     pub ptys: Vec<String>,
     /// Process groups of this sandbox with members still alive (session commands, processes a
     /// `/process/execute` command left in the background, executes in flight, and running
@@ -92,6 +92,15 @@ struct Inner {
     leftovers: Vec<Arc<ProcessGroup>>,
     /// Cancelled by [`SandboxRuntime::shutdown`]; replaced so the runtime can serve again.
     stop: CancellationToken,
+}
+
+impl Inner {
+    /// Drops PTY sessions whose shell exited: the daemon deletes a PTY session as soon as its
+    /// shell ends (`process/pty/session.go`), so it is no longer listed, got, resized or
+    /// deleted. Their processes were killed when the exit was recorded.
+    fn forget_exited_ptys(&mut self) {
+        self.ptys.retain(|_, p| p.exit().is_none());
+    }
 }
 
 /// One emulated shell session.
@@ -201,7 +210,12 @@ impl SandboxRuntime {
         }
         RuntimeSnapshot {
             sessions,
-            ptys: inner.ptys.keys().cloned().collect(),
+            ptys: inner
+                .ptys
+                .iter()
+                .filter(|(_, p)| p.exit().is_none())
+                .map(|(id, _)| id.clone())
+                .collect(),
             live_processes: live,
         }
     }
@@ -225,26 +239,27 @@ impl SandboxRuntime {
         Ok(session)
     }
 
-    /// The PTY session with this id: 404 if unknown.
+    /// The PTY session with this id: 404 if unknown or its shell exited.
     pub(crate) fn pty(&self, id: &str) -> Result<Arc<PtySession>, ApiError> {
-        lock(&self.inner)
-            .ptys
-            .get(id)
-            .cloned()
-            .ok_or_else(|| pty_not_found(id))
+        let mut inner = lock(&self.inner);
+        inner.forget_exited_ptys();
+        inner.ptys.get(id).cloned().ok_or_else(|| pty_not_found(id))
     }
 
-    /// Every PTY session, by id.
+    /// Every PTY session whose shell has not exited, by id.
     pub(crate) fn ptys(&self) -> Vec<Arc<PtySession>> {
-        lock(&self.inner).ptys.values().cloned().collect()
+        let mut inner = lock(&self.inner);
+        inner.forget_exited_ptys();
+        inner.ptys.values().cloned().collect()
     }
 
-    /// Kills a PTY session's processes and forgets it: 404 if unknown.
+    /// Kills a PTY session's processes and forgets it: 404 if unknown or its shell exited.
     pub(crate) async fn delete_pty(&self, id: &str) -> Result<(), ApiError> {
-        let session = lock(&self.inner)
-            .ptys
-            .remove(id)
-            .ok_or_else(|| pty_not_found(id))?;
+        let session = {
+            let mut inner = lock(&self.inner);
+            inner.forget_exited_ptys();
+            inner.ptys.remove(id).ok_or_else(|| pty_not_found(id))?
+        };
         session.terminate().await;
         Ok(())
     }
@@ -875,6 +890,7 @@ mod tests {
         let opts = PtyOptions {
             id: "p".into(),
             cwd: rt.layout.home_dir().to_string(),
+            workdir: rt.layout.resolve(rt.layout.home_dir(), true).unwrap().host,
             envs: BTreeMap::new(),
             cols: 80,
             rows: 24,

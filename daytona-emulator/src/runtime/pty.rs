@@ -18,6 +18,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -85,6 +86,8 @@ pub(crate) struct PtyOptions {
     pub(crate) id: String,
     /// Sandbox path the shell starts in.
     pub(crate) cwd: String,
+    /// Its host directory, which must exist when the shell starts.
+    pub(crate) workdir: PathBuf,
     /// The extra environment (reported by `GET`, values never logged).
     pub(crate) envs: BTreeMap<String, String>,
     /// Columns.
@@ -159,9 +162,31 @@ impl PtySession {
 
     /// Starts the shell if it has not started yet (lazy sessions start on first attach).
     pub(crate) fn start(self: &Arc<Self>) -> Result<(), ApiError> {
-        let Some(launch) = lock(&self.launch).take() else {
+        let mut pending = lock(&self.launch);
+        if pending.is_none() {
+            return Ok(());
+        }
+        // The daemon's `pty.StartWithSize` fails on a working directory that is not there (a
+        // lazy session's is only looked at now); the launch stays, as the daemon keeps the
+        // session and lets a later attach try again.
+        let missing = match std::fs::metadata(&self.opts.workdir) {
+            Ok(m) if m.is_dir() => None,
+            Ok(_) => Some("not a directory".to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Some("no such file or directory".to_string())
+            }
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(why) = missing {
+            return Err(ApiError::daemon_bare(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("pty.StartWithSize: chdir {}: {why}", self.opts.cwd),
+            ));
+        }
+        let Some(launch) = pending.take() else {
             return Ok(());
         };
+        drop(pending);
         let (cols, rows) = *lock(&self.size);
         let (master, slave) = open_pty(cols, rows)?;
         let mut command = tokio::process::Command::new(&launch.spec.program);

@@ -102,20 +102,26 @@ fn create_session(
             )));
         }
     }
-    let cwd = match req.cwd.as_deref().filter(|c| !c.is_empty()) {
+    let lazy_start = req.lazy_start.unwrap_or(false);
+    let (cwd, workdir) = match req.cwd.as_deref().filter(|c| !c.is_empty()) {
         Some(cwd) => {
             let resolved = target.layout.resolve(cwd, true)?;
-            if !resolved.host.is_dir() {
-                // The daemon's shell fails to start in it.
-                return Err(ApiError::daemon_bare(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "failed to start PTY session",
-                ));
-            }
-            resolved.sandbox
+            (resolved.sandbox, resolved.host)
         }
-        None => target.layout.home_dir().to_string(),
+        None => {
+            let home = target.layout.home_dir().to_string();
+            let resolved = target.layout.resolve(&home, true)?;
+            (home, resolved.host)
+        }
     };
+    // A shell started now fails in a directory that is not there (a lazy one fails at its
+    // first attach instead, see `PtySession::start`).
+    if !lazy_start && !workdir.is_dir() {
+        return Err(ApiError::daemon_bare(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "failed to start PTY session",
+        ));
+    }
     // The daemon stores its `TERM` default in the session's envs, so `GET` shows it.
     let mut envs = req.envs.unwrap_or_default();
     if envs.get("TERM").is_none_or(|t| t.is_empty()) {
@@ -140,10 +146,11 @@ fn create_session(
     let opts = PtyOptions {
         id: id.clone(),
         cwd,
+        workdir,
         envs,
         cols,
         rows,
-        lazy_start: req.lazy_start.unwrap_or(false),
+        lazy_start,
     };
     target
         .runtime
@@ -431,7 +438,11 @@ async fn serve(
         return;
     };
     if let Err(e) = session.start() {
-        fail(socket, exit_control, e.message).await;
+        let message = format!(
+            "Failed to connect to PTY session: failed to start PTY session: {}",
+            e.message
+        );
+        fail(socket, exit_control, message).await;
         return;
     }
     if !send_control(&mut socket, &PtyControlMessage::connected(), &mut sent).await {
