@@ -328,25 +328,15 @@ async fn variables_set_the_flags_and_the_command_line_wins() {
     );
 
     let data = tempfile::tempdir().unwrap();
-    let mut child = Command::new(BIN)
-        .args(["--listen", "127.0.0.1:0"])
-        .env("DAYTONA_EMULATOR_LISTEN", "not-an-address")
-        .env("DAYTONA_EMULATOR_API_KEY", "env-key")
-        .env("DAYTONA_EMULATOR_DATA_DIR", data.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let first = tokio::time::timeout(
-        Duration::from_secs(30),
-        BufReader::new(stdout).lines().next_line(),
+    let (first, mut child) = spawn(
+        &["--listen", "127.0.0.1:0"],
+        &[
+            ("DAYTONA_EMULATOR_LISTEN", "not-an-address".as_ref()),
+            ("DAYTONA_EMULATOR_API_KEY", "env-key".as_ref()),
+            ("DAYTONA_EMULATOR_DATA_DIR", data.path().as_os_str()),
+        ],
     )
-    .await
-    .expect("URL printed promptly")
-    .unwrap()
-    .expect("a first line");
+    .await;
     let http = reqwest::Client::new();
     let anonymous = http
         .get(format!("{first}/api/sandbox"))
@@ -372,22 +362,7 @@ async fn variables_set_the_flags_and_the_command_line_wins() {
     child.kill().await.unwrap();
 
     // An empty key variable means no key, as before.
-    let mut child = Command::new(BIN)
-        .env("DAYTONA_EMULATOR_API_KEY", "")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let first = tokio::time::timeout(
-        Duration::from_secs(30),
-        BufReader::new(stdout).lines().next_line(),
-    )
-    .await
-    .expect("URL printed promptly")
-    .unwrap()
-    .expect("a first line");
+    let (first, mut child) = spawn(&[], &[("DAYTONA_EMULATOR_API_KEY", "".as_ref())]).await;
     let open = http
         .get(format!("{first}/api/sandbox"))
         .send()

@@ -7,20 +7,8 @@
 mod toolbox_support;
 
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 use toolbox_support::Fixture;
-
-async fn call(fx: &Fixture, method: Method, path: &str, body: Option<&str>) -> (StatusCode, Value) {
-    let mut req = fx.req(method, path);
-    if let Some(body) = body {
-        req = req
-            .header("content-type", "application/json")
-            .body(body.to_string());
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status();
-    (status, resp.json().await.unwrap())
-}
 
 #[tokio::test]
 async fn desktop_routes_answer_as_a_daemon_without_its_plugin() {
@@ -55,7 +43,7 @@ async fn desktop_routes_answer_as_a_daemon_without_its_plugin() {
         (Method::POST, "/computeruse/a11y/node/invoke"),
         (Method::POST, "/computeruse/a11y/node/value"),
     ] {
-        let (status, body) = call(&fx, method.clone(), path, Some("{}")).await;
+        let (status, body) = fx.call_json(method.clone(), path, Some("{}")).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{method} {path}");
         assert_eq!(
             body,
@@ -68,7 +56,9 @@ async fn desktop_routes_answer_as_a_daemon_without_its_plugin() {
         );
     }
     // A path the daemon does not register stays a 404.
-    let (status, _) = call(&fx, Method::GET, "/computeruse/nothing", None).await;
+    let (status, _) = fx
+        .call_json(Method::GET, "/computeruse/nothing", None)
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     fx.shutdown().await;
 }
@@ -77,7 +67,8 @@ async fn desktop_routes_answer_as_a_daemon_without_its_plugin() {
 async fn recordings_are_served_with_nothing_recorded() {
     let fx = Fixture::start().await;
     assert_eq!(
-        call(&fx, Method::GET, "/computeruse/recordings", None).await,
+        fx.call_json(Method::GET, "/computeruse/recordings", None)
+            .await,
         (StatusCode::OK, json!({"recordings": []}))
     );
     let not_found = (
@@ -85,26 +76,24 @@ async fn recordings_are_served_with_nothing_recorded() {
         json!({"error": "recording not found"}),
     );
     assert_eq!(
-        call(&fx, Method::GET, "/computeruse/recordings/r1", None).await,
+        fx.call_json(Method::GET, "/computeruse/recordings/r1", None)
+            .await,
         not_found
     );
     assert_eq!(
-        call(
-            &fx,
-            Method::GET,
-            "/computeruse/recordings/r1/download",
-            None
-        )
-        .await,
+        fx.call_json(Method::GET, "/computeruse/recordings/r1/download", None)
+            .await,
         not_found
     );
     assert_eq!(
-        call(&fx, Method::DELETE, "/computeruse/recordings/r1", None).await,
+        fx.call_json(Method::DELETE, "/computeruse/recordings/r1", None)
+            .await,
         not_found
     );
     // Stop: the body is checked first (`stop.go`), then the id is looked up.
     assert_eq!(
-        call(&fx, Method::POST, "/computeruse/recordings/stop", Some("")).await,
+        fx.call_json(Method::POST, "/computeruse/recordings/stop", Some(""))
+            .await,
         (
             StatusCode::BAD_REQUEST,
             json!({"error": "invalid request: id is required"})
@@ -112,20 +101,14 @@ async fn recordings_are_served_with_nothing_recorded() {
     );
     for empty in ["{}", "null", r#"{"id": null}"#, r#"{"id": ""}"#] {
         assert_eq!(
-            call(
-                &fx,
-                Method::POST,
-                "/computeruse/recordings/stop",
-                Some(empty)
-            )
-            .await,
+            fx.call_json(Method::POST, "/computeruse/recordings/stop", Some(empty))
+                .await,
             (StatusCode::BAD_REQUEST, json!({"error": "id is required"})),
             "{empty}"
         );
     }
     assert_eq!(
-        call(
-            &fx,
+        fx.call_json(
             Method::POST,
             "/computeruse/recordings/stop",
             Some(r#"{"id": "r1"}"#)
@@ -135,8 +118,7 @@ async fn recordings_are_served_with_nothing_recorded() {
     );
     // Start: no display to record, answered as an image without ffmpeg.
     assert_eq!(
-        call(
-            &fx,
+        fx.call_json(
             Method::POST,
             "/computeruse/recordings/start",
             Some(r#"{"label": "demo"}"#)

@@ -7,24 +7,16 @@
 mod toolbox_support;
 
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
 use toolbox_support::Fixture;
 
+/// The status and the daemon error's message.
 async fn call(
     fx: &Fixture,
     method: Method,
     path: &str,
     body: Option<&str>,
 ) -> (StatusCode, String) {
-    let mut req = fx.req(method, path);
-    if let Some(body) = body {
-        req = req
-            .header("content-type", "application/json")
-            .body(body.to_string());
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status();
-    let body: Value = resp.json().await.unwrap();
+    let (status, body) = fx.call_json(method, path, body).await;
     (status, body["message"].as_str().unwrap().to_string())
 }
 

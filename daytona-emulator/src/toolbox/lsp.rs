@@ -65,31 +65,35 @@ fn server_not_running(language_id: &str) -> ApiError {
 
 /// `POST /lsp/start`: the daemon's start fails when the server binary cannot be run.
 async fn start(
-    State(state): State<AppState>,
-    UrlPath(p): UrlPath<SandboxPath>,
+    state: State<AppState>,
+    path: UrlPath<SandboxPath>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    state.toolbox_target(&p.sandbox_id)?;
-    bind(&body)?;
-    Err(ApiError::daemon(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        codes::INTERNAL_SERVER_ERROR,
-        "error starting LSP server",
-    ))
+    server_call_fails(state, path, &body, "error starting LSP server")
 }
 
 /// `POST /lsp/stop`: no server ever started, so there is none to stop.
 async fn stop(
-    State(state): State<AppState>,
-    UrlPath(p): UrlPath<SandboxPath>,
+    state: State<AppState>,
+    path: UrlPath<SandboxPath>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    server_call_fails(state, path, &body, "error stopping LSP server")
+}
+
+/// A start or stop: the body is bound, then the server call fails with the daemon's 500.
+fn server_call_fails(
+    State(state): State<AppState>,
+    UrlPath(p): UrlPath<SandboxPath>,
+    body: &[u8],
+    message: &str,
+) -> Result<Response, ApiError> {
     state.toolbox_target(&p.sandbox_id)?;
-    bind(&body)?;
+    bind(body)?;
     Err(ApiError::daemon(
         StatusCode::INTERNAL_SERVER_ERROR,
         codes::INTERNAL_SERVER_ERROR,
-        "error stopping LSP server",
+        message,
     ))
 }
 
