@@ -274,36 +274,26 @@ async fn sandbox_home(base: &str) -> String {
 async fn isolation_comes_from_the_flag_or_its_variable() {
     let data = tempfile::tempdir().unwrap();
     let data_dir = data.path().as_os_str();
-    let (base, mut child) = spawn(
-        &[],
-        &[
-            ("DAYTONA_EMULATOR_ISOLATION", "host".as_ref()),
-            ("DAYTONA_EMULATOR_DATA_DIR", data_dir),
-        ],
-    )
-    .await;
-    let home = sandbox_home(&base).await;
-    assert!(
-        std::path::Path::new(&home).starts_with(data.path()),
-        "host mode: the home dir is a host path under the data dir, got {home}"
-    );
-    child.kill().await.unwrap();
-
-    // The flag wins over a variable that would be refused on its own.
-    let (base, mut child) = spawn(
-        &["--isolation", "host"],
-        &[
-            ("DAYTONA_EMULATOR_ISOLATION", "sideways".as_ref()),
-            ("DAYTONA_EMULATOR_DATA_DIR", data_dir),
-        ],
-    )
-    .await;
-    let home = sandbox_home(&base).await;
-    assert!(
-        std::path::Path::new(&home).starts_with(data.path()),
-        "{home}"
-    );
-    child.kill().await.unwrap();
+    // The variable alone; then the flag, which wins over a variable refused on its own.
+    for (args, variable) in [
+        (&[][..], "host"),
+        (&["--isolation", "host"][..], "sideways"),
+    ] {
+        let (base, mut child) = spawn(
+            args,
+            &[
+                ("DAYTONA_EMULATOR_ISOLATION", variable.as_ref()),
+                ("DAYTONA_EMULATOR_DATA_DIR", data_dir),
+            ],
+        )
+        .await;
+        let home = sandbox_home(&base).await;
+        assert!(
+            std::path::Path::new(&home).starts_with(data.path()),
+            "{args:?} {variable}: host mode's home dir is a host path under the data dir, got {home}"
+        );
+        child.kill().await.unwrap();
+    }
 }
 
 /// Each flag is read from its `DAYTONA_EMULATOR_*` variable; the command line wins.

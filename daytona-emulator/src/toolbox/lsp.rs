@@ -131,30 +131,40 @@ fn require(params: &[(&str, &Option<String>)]) -> Result<(), ApiError> {
 
 /// `GET /lsp/document-symbols?languageId=&pathToProject=&uri=`.
 async fn document_symbols(
-    State(state): State<AppState>,
-    UrlPath(p): UrlPath<SandboxPath>,
+    state: State<AppState>,
+    path: UrlPath<SandboxPath>,
     Query(q): Query<SymbolsQuery>,
 ) -> Result<Response, ApiError> {
-    state.toolbox_target(&p.sandbox_id)?;
-    require(&[
+    let required = [
         ("languageId", &q.language_id),
         ("pathToProject", &q.path_to_project),
         ("uri", &q.uri),
-    ])?;
-    Err(server_not_running(q.language_id.as_deref().unwrap_or("")))
+    ];
+    symbols(state, path, &required, &q)
 }
 
 /// `GET /lsp/workspacesymbols?query=&languageId=&pathToProject=`.
 async fn workspace_symbols(
-    State(state): State<AppState>,
-    UrlPath(p): UrlPath<SandboxPath>,
+    state: State<AppState>,
+    path: UrlPath<SandboxPath>,
     Query(q): Query<SymbolsQuery>,
 ) -> Result<Response, ApiError> {
-    state.toolbox_target(&p.sandbox_id)?;
-    require(&[
+    let required = [
         ("query", &q.query),
         ("languageId", &q.language_id),
         ("pathToProject", &q.path_to_project),
-    ])?;
+    ];
+    symbols(state, path, &required, &q)
+}
+
+/// A symbol route: its `required` query in order, then the server lookup.
+fn symbols(
+    State(state): State<AppState>,
+    UrlPath(p): UrlPath<SandboxPath>,
+    required: &[(&str, &Option<String>)],
+    q: &SymbolsQuery,
+) -> Result<Response, ApiError> {
+    state.toolbox_target(&p.sandbox_id)?;
+    require(required)?;
     Err(server_not_running(q.language_id.as_deref().unwrap_or("")))
 }
