@@ -25,7 +25,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::state::lock;
+use crate::sync::lock;
 
 /// Instructions the Dockerfile reference defines.
 const INSTRUCTIONS: &[&str] = &[

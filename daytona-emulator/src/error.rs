@@ -23,6 +23,8 @@ pub enum ErrorSource {
     Api,
     /// The in-sandbox daemon: `{statusCode, message, code, timestamp, path, method, source}`.
     Daemon,
+    /// The daemon's PTY routes, which answer with gin's bare `{"error": message}`.
+    DaemonBare,
 }
 
 /// An error response.
@@ -56,6 +58,16 @@ impl ApiError {
             message: message.into(),
             code: Some(code.to_string()),
             source: ErrorSource::Daemon,
+        }
+    }
+
+    /// A daemon error in the bare `{"error": message}` shape of its PTY routes.
+    pub fn daemon_bare(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+            code: None,
+            source: ErrorSource::DaemonBare,
         }
     }
 
@@ -107,6 +119,7 @@ impl ApiError {
                 "path": path,
                 "timestamp": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
             }),
+            ErrorSource::DaemonBare => serde_json::json!({ "error": self.message }),
             ErrorSource::Daemon => {
                 let code = self
                     .code
@@ -143,6 +156,13 @@ impl std::error::Error for ApiError {}
 /// Marks a response whose error body is final.
 #[derive(Clone, Copy)]
 struct Rendered;
+
+/// Marks an error response that is sent as it is: what Go's `net/http` itself answers (a 416
+/// from `http.ServeFile`, say), not one of the daemon's JSON error bodies.
+pub(crate) fn verbatim(mut response: Response) -> Response {
+    response.extensions_mut().insert(Rendered);
+    response
+}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -297,6 +317,13 @@ mod tests {
         assert_eq!(body["method"], "GET");
         assert_eq!(body["code"], "FILE_NOT_FOUND");
         assert_eq!(body["source"], "DAYTONA_DAEMON");
+    }
+
+    #[test]
+    fn bare_daemon_body_has_only_the_error() {
+        let body = ApiError::daemon_bare(StatusCode::NOT_FOUND, "PTY session not found")
+            .body("GET", "/toolbox/abc/process/pty/x");
+        assert_eq!(body, serde_json::json!({"error": "PTY session not found"}));
     }
 
     #[test]

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::state::lock;
+use crate::sync::lock;
 
 /// What a matching request gets.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -38,25 +38,29 @@
 //! machine's own system — see [`build`].
 //!
 //! ## Internal seams (who owns what)
-//! - [`state`]: the emulator's shared state ([`state::AppState`]), sandboxes, fault rules,
-//!   request log. Hands the toolbox a [`state::ToolboxTarget`].
-//! - [`lifecycle`]: sandbox state transitions (image builds included) and the auto-stop,
-//!   auto-archive, auto-delete and TTL ticker.
-//! - [`build`]: Dockerfile reading, emulated build steps and build logs.
-//! - [`snapshots`], [`volumes`], [`preview`]: snapshot and volume registries, preview links.
-//! - [`api`]: control-plane routes (`/api/...`), socket.io, auth, fault and log layers.
-//! - [`server`]: [`Emulator`] builder, [`EmulatorHandle`], the accept loop.
-//! - `detached`: one emulator for a whole test binary ([`EmulatorBuilder::start_detached`],
+//! Modules form layers, each using only the ones below it (no cycles; a test checks):
+//! - [`server`]: [`Emulator`] builder, [`EmulatorHandle`], the accept loop; `detached`: one
+//!   emulator for a whole test binary ([`EmulatorBuilder::start_detached`],
 //!   [`process_data_dir`]).
-//! - [`faults`] and [`request_log`]: fault rules and the request log.
-//! - [`layout`]: a sandbox's directory on the host, the mapping between sandbox paths and host
-//!   paths (confinement), and how a command line becomes a local process (bwrap or plain).
-//! - [`toolbox`]: toolbox routes and [`toolbox::SandboxRuntime`], the sessions, PTYs and
-//!   processes alive in one sandbox.
-//! - [`error`]: API and daemon error bodies.
+//! - [`api`]: control-plane routes (`/api/...`), socket.io, auth, fault and log layers;
+//!   [`toolbox`]: the daemon's routes.
+//! - [`lifecycle`]: sandbox state transitions (image builds included) and the auto-stop,
+//!   auto-archive, auto-delete and TTL ticker; [`snapshots`], [`volumes`], [`preview`]: their
+//!   routes' rules; `provision`: a sandbox's directories and runtime.
+//! - [`state`]: the emulator's shared state ([`state::AppState`]): sandboxes, settings, the
+//!   event bus. Hands the toolbox a [`state::ToolboxTarget`].
+//! - [`runtime`]: [`runtime::SandboxRuntime`], the sessions, PTYs and processes alive in one
+//!   sandbox; `registries`: snapshot, volume and preview records; [`build`]: Dockerfile
+//!   reading, emulated build steps and build logs; [`faults`] and [`request_log`]; [`layout`]:
+//!   a sandbox's directory on the host, the mapping between sandbox paths and host paths
+//!   (confinement), and how a command line becomes a local process (bwrap or plain).
+//! - [`ConnHandle`] (one connection), [`defaults`] (what a create leaves out), [`error`] (API
+//!   and daemon error bodies), lock and timestamp helpers.
 
 pub mod api;
 pub mod build;
+mod conn;
+pub mod defaults;
 mod detached;
 pub mod error;
 pub mod faults;
@@ -64,19 +68,24 @@ pub mod layout;
 pub mod lifecycle;
 pub mod preview;
 mod provision;
+mod registries;
 pub mod request_log;
+pub mod runtime;
 pub mod server;
 pub mod snapshots;
 pub mod state;
 mod tls;
+mod sync;
+mod timestamp;
 pub mod toolbox;
 pub mod volumes;
 
+pub use conn::ConnHandle;
 pub use detached::process_data_dir;
 pub use error::{ApiError, ErrorSource};
 pub use faults::{FaultAction, FaultRule, InstalledFault, WsDrop};
 pub use request_log::RequestRecord;
 pub use server::{
-    ConnHandle, EMULATOR_ORGANIZATION_ID, Emulator, EmulatorBuilder, EmulatorError, EmulatorHandle,
+    EMULATOR_ORGANIZATION_ID, Emulator, EmulatorBuilder, EmulatorError, EmulatorHandle,
 };
 pub use state::{AppState, ToolboxTarget};

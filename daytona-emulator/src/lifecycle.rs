@@ -29,29 +29,16 @@ use daytona_api::sandbox::{
 use rand::Rng;
 
 use crate::build::{BuildLog, build_ref, dockerfile_env, parse_dockerfile, run_build};
+use crate::defaults::check_resources;
+pub use crate::defaults::{
+    DAEMON_VERSION, DEFAULT_AUTO_ARCHIVE, DEFAULT_AUTO_STOP, DEFAULT_SNAPSHOT, DEFAULT_TARGET,
+    DEFAULT_USER, GPU_TYPES, MAX_AUTO_ARCHIVE, RUNNER_ID,
+};
 use crate::error::ApiError;
 use crate::layout::SandboxLayout;
 use crate::provision;
-use crate::state::{AppState, SandboxEntry, rfc3339};
-
-/// Snapshot reported when a create names none (the real API uses its configured default).
-pub const DEFAULT_SNAPSHOT: &str = "daytonaio/sandbox:latest";
-/// Region reported when a create names none.
-pub const DEFAULT_TARGET: &str = "us";
-/// OS user when a create names none.
-pub const DEFAULT_USER: &str = "daytona";
-/// Upstream default auto-stop interval, minutes.
-pub const DEFAULT_AUTO_STOP: i64 = 15;
-/// Upstream default auto-archive interval, minutes (7 days).
-pub const DEFAULT_AUTO_ARCHIVE: i64 = 7 * 24 * 60;
-/// Upstream maximum auto-archive interval, minutes (30 days); `0` means this.
-pub const MAX_AUTO_ARCHIVE: i64 = 30 * 24 * 60;
-/// Reported daemon version.
-pub const DAEMON_VERSION: &str = "v0.205.1-emulator";
-/// Reported runner id.
-pub const RUNNER_ID: &str = "emulator-runner";
-/// GPU types the API accepts.
-pub const GPU_TYPES: &[&str] = &["H100", "H200", "RTX-PRO-6000", "RTX-4090", "RTX-5090"];
+use crate::state::{AppState, SandboxEntry};
+use crate::timestamp::rfc3339;
 
 const DEFAULT_CPU: i64 = 1;
 const DEFAULT_MEMORY: i64 = 1;
@@ -82,28 +69,6 @@ fn random_token() -> String {
     (0..32)
         .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
         .collect()
-}
-
-/// The API's rule for resources, in sandbox and snapshot creates alike: none below zero.
-pub(crate) fn check_resources(
-    cpu: Option<i64>,
-    gpu: Option<i64>,
-    memory: Option<i64>,
-    disk: Option<i64>,
-) -> Result<(), ApiError> {
-    for (field, value) in [
-        ("cpu", cpu),
-        ("gpu", gpu),
-        ("memory", memory),
-        ("disk", disk),
-    ] {
-        if value.is_some_and(|v| v < 0) {
-            return Err(ApiError::bad_request(format!(
-                "{field} must not be less than 0"
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// Checks the rules the API applies to a create beyond JSON types.
@@ -262,7 +227,8 @@ impl AppState {
         let mounts = self.volumes_for_mount(req.volumes.as_deref().unwrap_or_default())?;
 
         let dir = self.config().data_dir.join("sandboxes").join(&id);
-        let layout = provision::create_layout(&dir, &user, &mounts).await?;
+        let layout =
+            provision::create_layout(&dir, &user, &mounts, self.config().isolation).await?;
         let runtime = provision::new_runtime(&layout);
 
         let now = Utc::now();
@@ -959,7 +925,7 @@ impl AppState {
 
     async fn teardown(
         &self,
-        runtime: Arc<crate::toolbox::SandboxRuntime>,
+        runtime: Arc<crate::runtime::SandboxRuntime>,
         layout: Arc<SandboxLayout>,
     ) {
         provision::shutdown_runtime(&runtime).await;

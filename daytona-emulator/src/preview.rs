@@ -18,7 +18,6 @@
 //! `X-Forwarded-Prefix` are added. Nothing listening → 502 naming the port; a sandbox that is
 //! not started → 502 as well. WebSocket upgrades are not proxied (501).
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -31,6 +30,7 @@ use futures::TryStreamExt;
 use rand::Rng;
 
 use crate::error::ApiError;
+use crate::registries::SignedPreview;
 use crate::state::AppState;
 
 /// Signed preview URLs live this long when the request names no expiry (upstream's default).
@@ -55,20 +55,6 @@ const HOP_BY_HOP: &[&str] = &[
     "transfer-encoding",
     "upgrade",
 ];
-
-/// One signed preview URL.
-#[derive(Debug, Clone)]
-pub(crate) struct SignedPreview {
-    sandbox_id: String,
-    port: u16,
-    expires: Instant,
-}
-
-/// The signed preview URLs handed out, by token.
-#[derive(Debug, Default)]
-pub(crate) struct SignedPreviews {
-    by_token: HashMap<String, SignedPreview>,
-}
 
 fn random_token() -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";

@@ -6,9 +6,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::ApiError;
-use crate::layout::SandboxLayout;
-use crate::toolbox::SandboxRuntime;
-use crate::volumes::VolumeMount;
+use crate::layout::{Isolation, SandboxLayout, detect_isolation};
+use crate::registries::VolumeMount;
+use crate::runtime::SandboxRuntime;
 
 /// The home directory (inside the sandbox) of `user`.
 pub(crate) fn home_path(user: &str) -> String {
@@ -19,14 +19,17 @@ pub(crate) fn home_path(user: &str) -> String {
     }
 }
 
-/// Creates the directory tree of a new sandbox at `dir`, with its volumes mounted. A mount
-/// path the layout refuses is a 400, and leaves no directory behind.
+/// Creates the directory tree of a new sandbox at `dir`, with its volumes mounted, its commands
+/// confined as `isolation` says (probed when `None`). A mount path the layout refuses is a 400,
+/// and leaves no directory behind.
 pub(crate) async fn create_layout(
     dir: &Path,
     user: &str,
     volumes: &[VolumeMount],
+    isolation: Option<Isolation>,
 ) -> Result<Arc<SandboxLayout>, ApiError> {
-    let mut layout = SandboxLayout::create(dir, &home_path(user)).map_err(|e| {
+    let isolation = isolation.unwrap_or_else(detect_isolation);
+    let mut layout = SandboxLayout::create_with(dir, &home_path(user), isolation).map_err(|e| {
         tracing::error!(dir = %dir.display(), error = %e, "cannot create sandbox directory");
         ApiError::internal()
     })?;

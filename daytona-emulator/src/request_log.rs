@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use axum::http::HeaderMap;
 use serde::Serialize;
 
-use crate::state::lock;
+use crate::sync::lock;
 
 /// Most records kept; older ones are dropped first.
 const MAX_RECORDS: usize = 10_000;

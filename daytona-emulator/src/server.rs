@@ -9,10 +9,6 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
@@ -21,17 +17,18 @@ use daytona_api::sandbox::Sandbox;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Notify;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
+use crate::conn::{AbortableStream, ConnHandle};
 use crate::error::ApiError;
 use crate::faults::{FaultRule, InstalledFault};
+use crate::layout::Isolation;
 use crate::request_log::RequestRecord;
 use crate::state::{AppState, Config};
 use crate::tls::{ServerTls, TlsSource};
@@ -126,6 +123,7 @@ pub struct EmulatorBuilder {
     build_step: Duration,
     public_url: Option<String>,
     tls: Option<TlsSource>,
+    isolation: Option<Isolation>,
 }
 
 /// Default duration of one step of an emulated image build.
@@ -145,6 +143,7 @@ impl Default for EmulatorBuilder {
             build_step: DEFAULT_BUILD_STEP,
             public_url: None,
             tls: None,
+            isolation: None,
         }
     }
 }
@@ -161,6 +160,7 @@ impl fmt::Debug for EmulatorBuilder {
             .field("build_step", &self.build_step)
             .field("public_url", &self.public_url)
             .field("tls", &self.tls)
+            .field("isolation", &self.isolation)
             .finish_non_exhaustive()
     }
 }
@@ -184,6 +184,14 @@ impl EmulatorBuilder {
     /// (auto-stop, auto-archive, auto-delete, TTL). Tests use milliseconds.
     pub fn auto_stop_unit(mut self, minute: Duration) -> Self {
         self.minute = minute;
+        self
+    }
+
+    /// How sandbox commands are confined. Default: what
+    /// [`detect_isolation`](crate::layout::detect_isolation) finds (bubblewrap where it works,
+    /// or what `DAYTONA_EMULATOR_ISOLATION` says).
+    pub fn isolation(mut self, isolation: Isolation) -> Self {
+        self.isolation = Some(isolation);
         self
     }
 
@@ -376,6 +384,7 @@ impl EmulatorBuilder {
             ping_timeout: self.ping_timeout,
             organization_id: EMULATOR_ORGANIZATION_ID.to_string(),
             build_step: self.build_step,
+            isolation: self.isolation,
         });
         for rule in self.faults {
             state
@@ -654,117 +663,6 @@ async fn resolve(bind: &str) -> Result<SocketAddr, EmulatorError> {
     addrs
         .next()
         .ok_or_else(|| invalid("the host name resolves to no address".to_string()))
-}
-
-/// The handle of one client connection; in every request's extensions.
-#[derive(Clone)]
-pub struct ConnHandle(Arc<ConnControl>);
-
-struct ConnControl {
-    aborted: AtomicBool,
-    notify: Notify,
-}
-
-impl fmt::Debug for ConnHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ConnHandle")
-            .field("aborted", &self.is_aborted())
-            .finish()
-    }
-}
-
-impl ConnHandle {
-    fn new() -> Self {
-        ConnHandle(Arc::new(ConnControl {
-            aborted: AtomicBool::new(false),
-            notify: Notify::new(),
-        }))
-    }
-
-    /// Drops the connection as soon as possible with a TCP reset; nothing more is sent. For an
-    /// upgraded connection (a WebSocket), the reset happens when the socket is dropped.
-    pub fn abort(&self) {
-        self.0.aborted.store(true, Ordering::SeqCst);
-        self.0.notify.notify_waiters();
-    }
-
-    /// Whether [`ConnHandle::abort`] was called.
-    pub fn is_aborted(&self) -> bool {
-        self.0.aborted.load(Ordering::SeqCst)
-    }
-
-    async fn aborted(&self) {
-        loop {
-            let notified = self.0.notify.notified();
-            if self.is_aborted() {
-                return;
-            }
-            notified.await;
-        }
-    }
-}
-
-/// A TCP stream that closes with RST (SO_LINGER 0) when its connection was aborted.
-struct AbortableStream {
-    inner: TcpStream,
-    handle: ConnHandle,
-}
-
-impl Drop for AbortableStream {
-    fn drop(&mut self) {
-        if self.handle.is_aborted() {
-            let sock = socket2::SockRef::from(&self.inner);
-            if let Err(e) = sock.set_linger(Some(Duration::ZERO)) {
-                tracing::debug!(error = %e, "cannot set SO_LINGER for a reset");
-            }
-        }
-    }
-}
-
-impl AsyncRead for AbortableStream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for AbortableStream {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        if self.handle.is_aborted() {
-            return Poll::Ready(Err(std::io::ErrorKind::ConnectionAborted.into()));
-        }
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        if self.handle.is_aborted() {
-            return Poll::Ready(Err(std::io::ErrorKind::ConnectionAborted.into()));
-        }
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
 }
 
 async fn accept_loop(

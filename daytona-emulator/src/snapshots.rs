@@ -9,7 +9,7 @@
 //! snapshot `active` (400 otherwise); names the emulator does not know (such as the default
 //! `daytonaio/sandbox:latest`) are accepted as they always were, with default resources.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -17,9 +17,11 @@ use daytona_api::sandbox::{BuildInfo, SandboxClass};
 use daytona_api::snapshot::{CreateSnapshot, PaginatedSnapshots, SnapshotDto, SnapshotState};
 
 use crate::build::{BuildLog, build_ref, dockerfile_env, parse_dockerfile, run_build};
+use crate::defaults::{DEFAULT_TARGET, RUNNER_ID, check_resources};
 use crate::error::ApiError;
-use crate::lifecycle::RUNNER_ID;
-use crate::state::{AppState, rfc3339};
+use crate::registries::SnapshotEntry;
+use crate::state::AppState;
+use crate::timestamp::rfc3339;
 
 /// Default resources of a snapshot, as upstream.
 const DEFAULT_CPU: i64 = 1;
@@ -27,36 +29,6 @@ const DEFAULT_MEMORY: i64 = 1;
 const DEFAULT_DISK: i64 = 3;
 /// Largest page of `GET /snapshots`.
 const MAX_LIMIT: usize = 200;
-
-/// One snapshot as the emulator tracks it.
-#[derive(Debug)]
-pub(crate) struct SnapshotEntry {
-    pub(crate) dto: SnapshotDto,
-    seq: u64,
-    pub(crate) log: Arc<BuildLog>,
-    /// The `ENV` of its Dockerfile, given to sandboxes made from it.
-    pub(crate) env: BTreeMap<String, String>,
-}
-
-/// Every snapshot.
-#[derive(Debug, Default)]
-pub(crate) struct Snapshots {
-    entries: HashMap<String, SnapshotEntry>,
-    next_seq: u64,
-}
-
-impl Snapshots {
-    fn resolve(&self, id_or_name: &str) -> Option<&SnapshotEntry> {
-        self.entries
-            .get(id_or_name)
-            .or_else(|| self.entries.values().find(|e| e.dto.name == id_or_name))
-    }
-
-    fn resolve_mut(&mut self, id_or_name: &str) -> Option<&mut SnapshotEntry> {
-        let id = self.resolve(id_or_name)?.dto.id.clone();
-        self.entries.get_mut(&id)
-    }
-}
 
 fn not_found(key: &str) -> ApiError {
     ApiError::not_found(format!("Snapshot {key} not found"))
@@ -183,7 +155,7 @@ fn check_create(req: &CreateSnapshot) -> Result<(), ApiError> {
         }
         _ => {}
     }
-    crate::lifecycle::check_resources(req.cpu, req.gpu, req.memory, req.disk)
+    check_resources(req.cpu, req.gpu, req.memory, req.disk)
 }
 
 impl AppState {
@@ -237,7 +209,7 @@ impl AppState {
                 req.region_id
                     .clone()
                     .filter(|r| !r.is_empty())
-                    .unwrap_or_else(|| crate::lifecycle::DEFAULT_TARGET.to_string()),
+                    .unwrap_or_else(|| DEFAULT_TARGET.to_string()),
             ]),
             initial_runner_id: Some(RUNNER_ID.to_string()),
             r#ref: image_ref.clone(),

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use daytona_api::sandbox::{Sandbox, SandboxDesiredState, SandboxState};
 use daytona_api::toolbox::codes;
 use tokio::sync::broadcast;
@@ -19,12 +19,12 @@ use tokio_util::task::TaskTracker;
 use crate::build::BuildLog;
 use crate::error::ApiError;
 use crate::faults::{FaultAction, FaultRule, FaultSet, InstalledFault, WsDrop};
-use crate::layout::SandboxLayout;
-use crate::preview::SignedPreviews;
+use crate::layout::{Isolation, SandboxLayout};
+use crate::registries::{SignedPreviews, Snapshots, Volumes};
 use crate::request_log::{RequestLog, RequestRecord};
-use crate::snapshots::Snapshots;
-use crate::toolbox::SandboxRuntime;
-use crate::volumes::Volumes;
+use crate::runtime::SandboxRuntime;
+use crate::sync::lock;
+use crate::timestamp::rfc3339;
 
 /// The label the SDKs use for the code-run language.
 pub const LANGUAGE_LABEL: &str = "code-toolbox-language";
@@ -81,6 +81,8 @@ pub(crate) struct Config {
     pub(crate) organization_id: String,
     /// How long one step of an emulated image build (or snapshot pull) takes.
     pub(crate) build_step: Duration,
+    /// How sandbox commands are confined; `None` = [`crate::layout::detect_isolation`].
+    pub(crate) isolation: Option<Isolation>,
 }
 
 /// One sandbox as the emulator tracks it.
@@ -474,17 +476,6 @@ impl Drop for ActivityGuard {
             entry.touch();
         }
     }
-}
-
-/// Locks a mutex, ignoring poisoning: every critical section in this crate leaves its data
-/// consistent at each step, so the data is still usable after a panic elsewhere.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// RFC 3339 with milliseconds and `Z`, like JavaScript's `toISOString`.
-pub(crate) fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

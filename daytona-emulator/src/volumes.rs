@@ -10,47 +10,17 @@
 //! cannot be deleted (409). Names are unique among volumes that are not deleted; `get(name,
 //! create=true)` in the SDKs is a client-side get-then-create.
 
-use std::collections::HashMap;
-use std::path::PathBuf;
-
 use chrono::Utc;
 use daytona_api::sandbox::{SandboxState, SandboxVolume};
 use daytona_api::volume::{VolumeDto, VolumeState};
 
 use crate::error::ApiError;
-use crate::state::{AppState, rfc3339};
+use crate::registries::{VolumeEntry, VolumeMount};
+use crate::state::AppState;
+use crate::timestamp::rfc3339;
 
 /// Longest volume name accepted.
 const MAX_NAME: usize = 255;
-
-/// One volume as the emulator tracks it.
-#[derive(Debug)]
-pub(crate) struct VolumeEntry {
-    pub(crate) dto: VolumeDto,
-    /// Its host directory.
-    pub(crate) dir: PathBuf,
-    seq: u64,
-}
-
-/// Every volume, deleted ones included.
-#[derive(Debug, Default)]
-pub(crate) struct Volumes {
-    entries: HashMap<String, VolumeEntry>,
-    next_seq: u64,
-}
-
-impl Volumes {
-    /// A volume that is not deleted, by id, else by name.
-    fn live(&self, id_or_name: &str) -> Option<&VolumeEntry> {
-        let live = |e: &&VolumeEntry| e.dto.state != VolumeState::Deleted;
-        self.entries.get(id_or_name).filter(live).or_else(|| {
-            self.entries
-                .values()
-                .filter(live)
-                .find(|e| e.dto.name == id_or_name)
-        })
-    }
-}
 
 fn not_found(key: &str) -> ApiError {
     ApiError::not_found(format!("Volume with ID or name {key} not found"))
@@ -70,19 +40,6 @@ fn check_name(name: &str) -> Result<(), ApiError> {
             "Invalid volume name {name:?}: use 1-{MAX_NAME} letters, digits, '-', '_' or '.'"
         )))
     }
-}
-
-/// A volume resolved for mounting into a new sandbox.
-#[derive(Debug, Clone)]
-pub(crate) struct VolumeMount {
-    /// The volume's id (the create request may have named it).
-    pub(crate) volume_id: String,
-    /// Mount path as requested.
-    pub(crate) mount_path: String,
-    /// Host directory to mount (the volume's, or its `subpath`).
-    pub(crate) dir: PathBuf,
-    /// The subpath, if any.
-    pub(crate) subpath: Option<String>,
 }
 
 impl AppState {

@@ -331,6 +331,46 @@ async fn unknown_routes_and_methods_get_shaped_errors() {
     assert_eq!(body["path"], "/no/such/route");
     assert_eq!(body["method"], "GET");
     assert_eq!(body["code"], "NOT_FOUND");
+    // Routes of the toolbox specs the emulator does not serve: v0.190.0's interpreter and
+    // runner-only `/init`, and the routes daemons after v0.190.0 added (a v0.190.0 daemon
+    // 404s those too).
+    for (method, path) in [
+        (Method::GET, "/process/interpreter/context"),
+        (Method::POST, "/process/interpreter/context"),
+        (Method::DELETE, "/process/interpreter/context/c1"),
+        (Method::GET, "/process/interpreter/execute"),
+        (Method::POST, "/init"),
+        (Method::POST, "/env"),
+        (Method::GET, "/system/metrics"),
+        (Method::GET, "/git/config"),
+        (Method::POST, "/git/config"),
+        (Method::POST, "/git/config/user"),
+        (Method::POST, "/git/credentials"),
+        (Method::GET, "/git/remotes"),
+        (Method::POST, "/git/remotes"),
+        (Method::POST, "/git/reset"),
+        (Method::POST, "/git/restore"),
+    ] {
+        let resp = api
+            .http
+            .request(
+                method.clone(),
+                format!("{}/toolbox/{id}{path}", api.emu.base_url()),
+            )
+            .bearer_auth(API_KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{method} {path}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["source"], "DAYTONA_DAEMON", "{method} {path}");
+        assert_eq!(body["path"], path, "{method} {path}");
+        let message = body["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(&format!("Cannot {method} /toolbox/")) && message.ends_with(path),
+            "{message}"
+        );
+    }
     // An unknown sandbox on the toolbox is a daemon 404.
     let resp = api
         .http

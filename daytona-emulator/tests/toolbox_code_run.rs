@@ -1,5 +1,6 @@
-//! `POST /process/code-run` with the host's real interpreters: python3 and node, the language
-//! label, argv/envs, exit codes, timeouts, and the errors for unknown or missing languages.
+//! `POST /process/code-run` with the host's real interpreters: python3 and node, argv/envs as
+//! the v0.190.0 daemon passes them (`toolbox/process/coderun/`), exit codes, timeouts, and the
+//! errors for unknown or missing languages.
 
 #![allow(clippy::unwrap_used)]
 
@@ -24,28 +25,29 @@ async fn code_run(fx: &Fixture, body: Value) -> (u16, Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_and_javascript_run_with_argv_env_and_exit_codes() {
     let fx = Fixture::start().await;
-    // No label on the fixture sandbox and no language: python, the SDKs' default.
-    let (status, body) = code_run(&fx, json!({"code": "print(1+1)"})).await;
+    let (status, body) = code_run(&fx, json!({"code": "print(1+1)", "language": "python"})).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(
-        body,
-        json!({"exitCode": 0, "result": "2\n", "artifacts": {"charts": []}})
-    );
+    // No charts: no `artifacts` at all, as the daemon's omitempty leaves it.
+    assert_eq!(body, json!({"exitCode": 0, "result": "2\n"}));
 
+    // The program comes on stdin (`python3 -u -`), and argv is split by the shell.
     let (status, body) = code_run(
         &fx,
         json!({
-            "code": "import os, sys\nprint(sys.argv[1:], os.environ['X'], os.environ['SANDBOX_VAR'])\nsys.exit(4)",
+            "code": "import os, sys\nprint(sys.argv, os.environ['X'], os.environ['SANDBOX_VAR'])\nsys.exit(4)",
             "language": "python",
-            "argv": ["a", "b c"],
+            "argv": ["a", "b c", "$X"],
             "envs": {"X": "from-envs"},
         }),
     )
     .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["exitCode"], 4);
-    assert_eq!(body["result"], "['a', 'b c'] from-envs from-sandbox\n");
-
+    assert_eq!(
+        body["result"],
+        "['-', 'a', 'b', 'c', 'from-envs'] from-envs from-sandbox\n"
+    );
+    // Unbuffered: output keeps its order around a traceback.
     let (_, body) = code_run(
         &fx,
         json!({"code": "print('before')\n1/0", "language": "python"}),
@@ -62,7 +64,7 @@ async fn python_and_javascript_run_with_argv_env_and_exit_codes() {
     let (status, body) = code_run(
         &fx,
         json!({
-            "code": "console.log(process.argv.slice(2).join(','), process.env.X); process.exit(2)",
+            "code": "console.log(process.argv.slice(1).join(','), process.env.X); process.exit(2)",
             "language": "javascript",
             "argv": ["x", "y"],
             "envs": {"X": "js-env"},
@@ -79,8 +81,10 @@ async fn python_and_javascript_run_with_argv_env_and_exit_codes() {
     fx.shutdown().await;
 }
 
+/// `coderun/types.go`, `coderun/toolbox.go`: `language` is required (the SDKs send the
+/// sandbox's label) and matched exactly; the label is not consulted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_language_label_picks_the_interpreter() {
+async fn the_language_is_required_and_exact() {
     let fx = Fixture::start().await;
     let created: Value = fx
         .http
@@ -94,20 +98,40 @@ async fn the_language_label_picks_the_interpreter() {
         .await
         .unwrap();
     let id = created["id"].as_str().unwrap();
-    let resp = fx
-        .http
-        .post(format!(
-            "{}/{id}/process/code-run",
-            fx.emu.toolbox_proxy_url()
-        ))
-        .bearer_auth(API_KEY)
-        .json(&json!({"code": "console.log(typeof require)"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["result"], "function\n");
+    let run = |body: Value| {
+        let fx = &fx;
+        async move {
+            let resp = fx
+                .http
+                .post(format!(
+                    "{}/{id}/process/code-run",
+                    fx.emu.toolbox_proxy_url()
+                ))
+                .bearer_auth(API_KEY)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, body) = run(json!({"code": "console.log(typeof require)"})).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["code"], "INVALID_REQUEST_BODY");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("'Language' failed on the 'required' tag")
+    );
+    let (status, body) = run(json!({"code": "print(1)", "language": "Python"})).await;
+    assert_eq!(
+        (status, body["message"].clone()),
+        (400, json!("unsupported language: Python"))
+    );
+    let (status, body) =
+        run(json!({"code": "console.log(typeof require)", "language": "javascript"})).await;
+    assert_eq!((status, body["result"].clone()), (200, json!("function\n")));
     fx.shutdown().await;
 }
 
@@ -161,11 +185,15 @@ async fn bad_input_and_timeouts_are_typed_errors() {
     let (status, body) = code_run(&fx, json!({"code": "x", "language": "cobol"})).await;
     assert_eq!(status, 400);
     assert_eq!(body["source"], "DAYTONA_DAEMON");
-    assert!(
-        body["message"]
-            .as_str()
-            .unwrap()
-            .contains("unsupported language \"cobol\"")
+    assert_eq!(body["message"], "unsupported language: cobol");
+    let (status, body) = code_run(
+        &fx,
+        json!({"code": "x", "language": "python", "envs": {"1BAD": "v"}}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["message"].clone()),
+        (400, json!("invalid environment variable name: '1BAD'"))
     );
 
     let (status, body) = code_run(&fx, json!({"language": "python"})).await;
@@ -180,6 +208,7 @@ async fn bad_input_and_timeouts_are_typed_errors() {
     .await;
     assert_eq!(status, 408, "{body}");
     assert_eq!(body["code"], "PROCESS_EXECUTION_TIMEOUT");
+    assert_eq!(body["message"], "command execution timeout");
     assert!(t0.elapsed() < Duration::from_secs(10));
     assert_eq!(fx.settle_processes().await, 0);
     fx.shutdown().await;

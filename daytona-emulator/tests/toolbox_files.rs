@@ -163,7 +163,11 @@ async fn bulk_upload_then_download_round_trips_binary_and_reports_per_file_error
     assert_eq!(err["statusCode"], 404);
     assert_eq!(err["code"], "FILE_NOT_FOUND");
     assert_eq!(err["source"], "DAYTONA_DAEMON");
-    assert!(err["message"].as_str().unwrap().contains("missing.txt"));
+    assert_eq!(err["message"], format!("file not found: {missing}"));
+    // `fs/download_files.go`: the error names the requested file, and its part has no length.
+    assert_eq!(err["path"], missing);
+    assert_eq!(err["method"], "POST");
+    assert_eq!(parts[1].content_length, None);
 
     assert_eq!(parts[2].filename, nested);
     assert_eq!(parts[2].content_type, "text/plain");
@@ -172,6 +176,13 @@ async fn bulk_upload_then_download_round_trips_binary_and_reports_per_file_error
     assert_eq!(parts[3].data, b"rel");
     assert_eq!(parts[4].name, "error");
     assert_eq!(parts[4].filename, dir_path);
+    let err: Value = serde_json::from_slice(&parts[4].data).unwrap();
+    assert_eq!(err["statusCode"], 400);
+    assert_eq!(err["code"], "INVALID_FILE_PATH");
+    assert_eq!(
+        err["message"],
+        format!("invalid file path: path points to a directory: {dir_path}")
+    );
 
     let empty = fx
         .post("/files/bulk-download")
@@ -180,6 +191,10 @@ async fn bulk_upload_then_download_round_trips_binary_and_reports_per_file_error
         .await
         .unwrap();
     assert_eq!(empty.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        empty.json::<Value>().await.unwrap(),
+        json!({"error": "request body must be {\"paths\": [ ... ]} and non-empty"})
+    );
 
     // Single download too.
     let single = fx
@@ -208,6 +223,11 @@ async fn bulk_upload_reports_bad_parts_with_400() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["files"], json!([{"path": good, "bytes": 2}]));
+    assert_eq!(
+        body.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["errors", "files"],
+        "the daemon's 400 has only these: {body}"
+    );
     let errors = body["errors"].as_array().unwrap();
     assert_eq!(errors.len(), 1);
     assert!(errors[0].as_str().unwrap().contains("/etc/evil.txt"));
@@ -222,6 +242,25 @@ async fn bulk_upload_reports_bad_parts_with_400() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    // `fs/upload_files.go`: nothing written leaves Go's nil `files`, which encodes as null.
+    assert_eq!(
+        resp.json::<Value>().await.unwrap(),
+        json!({"errors": ["file[0]: missing .path metadata"], "files": null})
+    );
+
+    // Not a multipart body at all: only `errors`.
+    let resp = fx
+        .post("/files/bulk-upload")
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap(),
+        json!({"errors": ["invalid multipart form"]})
+    );
     fx.shutdown().await;
 }
 
@@ -338,7 +377,8 @@ async fn file_operations_behave_like_the_daemon() {
         ]
     );
 
-    // search: doublestar globs relative to the path.
+    // search: Go's filepath.Match against each name at any depth (fs/search_files.go); more
+    // in `search_walks_like_the_daemon`.
     let search = |pattern: &'static str| {
         let fx = &fx;
         let path = p("proj");
@@ -355,17 +395,13 @@ async fn file_operations_behave_like_the_daemon() {
             v["files"].as_array().unwrap().clone()
         }
     };
-    assert_eq!(search("**/*.go").await.len(), 2);
+    assert_eq!(
+        search("*.go").await,
+        vec![json!(p("proj/src/main.go")), json!(p("proj/src/util.go"))]
+    );
     assert_eq!(search("*.md").await, vec![json!(p("proj/readme.md"))]);
-    assert_eq!(search("*.go").await.len(), 0);
-    assert_eq!(search("**/*.{go,md}").await.len(), 3);
-    let bad = fx
-        .get("/files/search")
-        .query(&[("path", p("proj").as_str()), ("pattern", "[")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(search("**/*.go").await.len(), 0);
+    assert_eq!(search("*.{go,md}").await.len(), 0);
 
     // replace: per-file results.
     let results: Vec<Value> = fx

@@ -180,7 +180,8 @@ async fn clone_from_the_host_then_status_add_commit_history_and_branches() {
     assert_eq!(log[0]["author"], "Agent Smith");
     assert_eq!(log[0]["email"], "agent@example.com");
     assert!(log[0]["timestamp"].as_str().unwrap().contains('T'));
-    assert_eq!(log[1]["message"], "initial commit");
+    // go-git's raw message: the host's CLI commit ends in a newline, the route's does not.
+    assert_eq!(log[1]["message"], "initial commit\n");
     let first = log[1]["hash"].as_str().unwrap().to_string();
 
     // Branches: create switches to the new branch; duplicates and unknown names are typed.
@@ -295,7 +296,7 @@ async fn clone_from_the_host_then_status_add_commit_history_and_branches() {
     let (status, body) = post(&fx, "/git/pull", json!({"path": "repo2"})).await;
     assert_eq!(status, 200, "{body}");
     let (_, log) = get(&fx, "/git/history?path=repo2").await;
-    assert_eq!(log[0]["message"], "upstream change");
+    assert_eq!(log[0]["message"], "upstream change\n");
     assert_eq!(
         tree_fingerprint(&bare),
         before_pull,
@@ -316,11 +317,12 @@ async fn push_and_pull_between_repositories_inside_the_sandbox() {
     )
     .await;
     assert_eq!(status, 201, "{body}");
+    // go-git's `repo.Head()` fails without a commit (pkg/git/log.go, pkg/git/status.go).
     let (status, log) = get(&fx, &format!("/git/history?path={}", q(&hub))).await;
     assert_eq!(
-        (status, log),
-        (200, json!([])),
-        "an empty repository has no history"
+        (status, log["message"].clone()),
+        (404, json!("reference not found")),
+        "an empty repository has no HEAD"
     );
 
     for name in ["a", "b"] {
@@ -551,5 +553,47 @@ async fn bad_input_gets_git_codes_and_touches_nothing_outside() {
         "the host repository is untouched"
     );
     assert_eq!(fx.settle_processes().await, 0);
+    fx.shutdown().await;
+}
+
+/// `pkg/git/status.go`, `pkg/git/log.go`, `pkg/git/commit.go` (go-git): every untracked file
+/// listed (no directory entries), no status or history without a commit, the commit message
+/// stored verbatim, and history times as Go writes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_history_and_commit_follow_go_git() {
+    let fx = Fixture::start().await;
+    let out = fx
+        .exec("git init -q -b main fresh && mkdir -p fresh/dir/sub && echo x > fresh/dir/sub/f && echo y > fresh/top")
+        .await;
+    assert_eq!(out["exitCode"], 0, "{out}");
+    let (status, body) = get(&fx, "/git/status?path=fresh").await;
+    assert_eq!(
+        (status, body["message"].clone()),
+        (404, json!("reference not found"))
+    );
+
+    post(&fx, "/git/add", json!({"path": "fresh", "files": ["top"]})).await;
+    let message = "  subject  \n\n\n# not a comment\n";
+    let (status, body) = post(
+        &fx,
+        "/git/commit",
+        json!({"path": "fresh", "message": message, "author": "A", "email": "a@example.com"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, st) = get(&fx, "/git/status?path=fresh").await;
+    assert_eq!(status, 200, "{st}");
+    assert_eq!(
+        st["fileStatus"],
+        json!([{"name": "dir/sub/f", "staging": "Untracked", "worktree": "Untracked", "extra": ""}])
+    );
+    let (_, log) = get(&fx, "/git/history?path=fresh").await;
+    assert_eq!(log[0]["message"], message);
+    let time = log[0]["timestamp"].as_str().unwrap();
+    assert!(
+        !time.ends_with("+00:00") && !time.ends_with("-00:00"),
+        "{time}"
+    );
+    assert!(chrono::DateTime::parse_from_rfc3339(time).is_ok(), "{time}");
     fx.shutdown().await;
 }

@@ -148,17 +148,41 @@ async fn execute_timeout_is_408_and_kills_the_whole_tree() {
 #[tokio::test]
 async fn execute_rejects_empty_and_malformed_requests() {
     let fx = Fixture::start().await;
-    for body in [json!({"command": ""}), json!({"command": "   "})] {
-        let resp = fx
-            .post("/process/execute")
-            .json(&body)
-            .send()
+    // process/execute.go: the validator, then the blank check, then env names
+    // (common/env.go), all before anything runs.
+    let message = |body: Value| {
+        let fx = &fx;
+        async move {
+            let resp = fx
+                .post("/process/execute")
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 400, "{body}");
+            resp.json::<Value>().await.unwrap()["message"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    assert!(
+        message(json!({"command": ""}))
             .await
-            .unwrap();
-        assert_eq!(resp.status(), 400);
-        let err: Value = resp.json().await.unwrap();
-        assert!(err["message"].as_str().unwrap().contains("empty"));
+            .ends_with("'Command' failed on the 'required' tag")
+    );
+    assert_eq!(
+        message(json!({"command": " \n"})).await,
+        "command cannot be empty or whitespace-only"
+    );
+    for key in ["1X", "A-B", "", "A B"] {
+        assert_eq!(
+            message(json!({"command": "touch ran", "envs": {key: "v"}})).await,
+            format!("invalid environment variable name: '{key}'")
+        );
     }
+    let ok = fx.exec("test -e ran; echo $?").await;
+    assert_eq!(ok["result"], "1\n", "a refused command never ran");
     let resp = fx
         .post("/process/execute")
         .header("content-type", "application/json")
@@ -205,7 +229,8 @@ async fn large_commands_and_output_round_trip() {
 async fn info_routes_report_home_and_version() {
     let fx = Fixture::start().await;
     let home = fx.home();
-    for path in ["/work-dir", "/user-home-dir"] {
+    // `/project-dir` is the daemon's older name for the home dir (toolbox/server.go).
+    for path in ["/work-dir", "/user-home-dir", "/project-dir"] {
         let v: Value = fx.get(path).send().await.unwrap().json().await.unwrap();
         assert_eq!(v, json!({"dir": home}), "{path}");
     }
@@ -232,5 +257,66 @@ async fn info_routes_report_home_and_version() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 404);
+    fx.shutdown().await;
+}
+
+/// `toolbox/port/detector.go`: `/port` lists listening ports; `/port/{port}/in-use` takes
+/// 3000..=9999 and dials `localhost`. Commands share the machine's network, so a listener of
+/// this test is one a sandbox server would be.
+#[tokio::test]
+async fn ports_are_listed_and_checked_like_the_daemon() {
+    let fx = Fixture::start().await;
+    let listener = (3000..=9999)
+        .rev()
+        .find_map(|port| std::net::TcpListener::bind(("127.0.0.1", port)).ok())
+        .expect("a free port in 3000..=9999");
+    let port = listener.local_addr().unwrap().port();
+    let listed: Value = fx.get("/port").send().await.unwrap().json().await.unwrap();
+    assert!(
+        listed["ports"].as_array().unwrap().contains(&json!(port)),
+        "{listed}"
+    );
+    let in_use = |port: String| {
+        let fx = &fx;
+        async move {
+            let resp = fx
+                .get(&format!("/port/{port}/in-use"))
+                .send()
+                .await
+                .unwrap();
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+        }
+    };
+    assert_eq!(
+        in_use(port.to_string()).await,
+        (200, json!({"isInUse": true}))
+    );
+    drop(listener);
+    assert_eq!(
+        in_use(port.to_string()).await,
+        (200, json!({"isInUse": false}))
+    );
+    let (status, body) = in_use("http".into()).await;
+    assert_eq!(
+        (status, body["message"].clone()),
+        (
+            400,
+            json!("invalid port: must be a number between 3000 and 9999")
+        )
+    );
+    for out_of_range in ["80", "10000", "-1"] {
+        let (status, body) = in_use(out_of_range.into()).await;
+        assert_eq!(
+            (status, body["message"].clone()),
+            (
+                400,
+                json!("port out of range: must be between 3000 and 9999")
+            ),
+            "{out_of_range}"
+        );
+    }
+    // The file list answers with a trailing slash too, as the daemon's router does.
+    let resp = fx.get("/files/").send().await.unwrap();
+    assert_eq!(resp.status(), 200);
     fx.shutdown().await;
 }

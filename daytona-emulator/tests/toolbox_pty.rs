@@ -170,16 +170,23 @@ async fn create_connect_gives_a_real_terminal_with_resize_and_exit_codes() {
         json!({"exitCode": 3, "exitReason": "non-zero exit"})
     );
 
-    // Gone but still listed until deleted; resizing it now is 410.
-    let info: Value = fx
-        .get("/process/pty/term1")
+    // `process/pty/session.go` deletes a session once its shell exits: it is not listed, not
+    // found, and resizing or deleting it is what an unknown id gets.
+    let info = fx.get("/process/pty/term1").send().await.unwrap();
+    assert_eq!(info.status(), 404);
+    assert_eq!(
+        info.json::<Value>().await.unwrap(),
+        json!({"error": "PTY session not found"})
+    );
+    let list: Value = fx
+        .get("/process/pty")
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    assert_eq!(info["active"], false);
+    assert_eq!(list, json!({"sessions": []}));
     let gone = fx
         .post("/process/pty/term1/resize")
         .json(&json!({"cols": 90, "rows": 20}))
@@ -187,12 +194,12 @@ async fn create_connect_gives_a_real_terminal_with_resize_and_exit_codes() {
         .await
         .unwrap();
     assert_eq!(gone.status(), 410);
-    let resp = fx.delete("/process/pty/term1").send().await.unwrap();
-    assert_eq!(resp.status(), 200);
     assert_eq!(
-        fx.get("/process/pty/term1").send().await.unwrap().status(),
-        404
+        gone.json::<Value>().await.unwrap(),
+        json!({"error": "PTY session term1 not found"})
     );
+    let resp = fx.delete("/process/pty/term1").send().await.unwrap();
+    assert_eq!(resp.status(), 404);
     assert_eq!(fx.settle_processes().await, 0);
     fx.shutdown().await;
 }
@@ -314,49 +321,84 @@ async fn bad_input_gets_typed_errors() {
         .await
         .unwrap();
     assert_eq!(created.status(), 201);
-    for body in [
-        json!({"cols": 0, "rows": 0}),
-        json!({"cols": 80, "rows": 1001}),
-    ] {
-        let resp = fx
-            .post("/process/pty/b/resize")
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 400, "{body}");
-        let err: Value = resp.json().await.unwrap();
-        assert_eq!(err["source"], "DAYTONA_DAEMON");
-        assert!(
-            err["message"]
-                .as_str()
-                .unwrap()
-                .contains("between 1 and 1000"),
-            "{err}"
-        );
-    }
-    let resp = fx
-        .post("/process/pty/b/resize")
-        .json(&json!({"cols": -1, "rows": 5}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 400);
-    let resp = fx
-        .post("/process/pty/nope/resize")
-        .json(&json!({"cols": 80, "rows": 24}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 404);
+    // process/pty/controller.go: bare `{"error"}` bodies; only values above 1000 are refused
+    // (the `binding` range tags are not what the daemon's validator reads).
+    let resize = |id: &'static str, body: Value| {
+        let fx = &fx;
+        async move {
+            let resp = fx
+                .post(&format!("/process/pty/{id}/resize"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+        }
+    };
     assert_eq!(
-        fx.delete("/process/pty/nope")
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        404
+        resize("b", json!({"cols": 80, "rows": 1001})).await,
+        (400, json!({"error": "rows must be less than 1000"}))
     );
+    assert_eq!(
+        resize("b", json!({"cols": 1001, "rows": 5})).await,
+        (400, json!({"error": "cols must be less than 1000"}))
+    );
+    let (status, info) = resize("b", json!({"cols": 0, "rows": 0})).await;
+    assert_eq!((status, info["cols"].clone()), (200, json!(0)));
+    let (status, err) = resize("b", json!({"cols": -1, "rows": 5})).await;
+    assert_eq!(status, 400);
+    assert!(err["error"].is_string(), "{err}");
+    assert_eq!(
+        resize("nope", json!({"cols": 80, "rows": 24})).await,
+        (410, json!({"error": "PTY session nope not found"}))
+    );
+    let missing = fx.get("/process/pty/nope").send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    assert_eq!(
+        missing.json::<Value>().await.unwrap(),
+        json!({"error": "PTY session not found"})
+    );
+    let missing = fx.delete("/process/pty/nope").send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    assert_eq!(
+        missing.json::<Value>().await.unwrap(),
+        json!({"error": "PTY session not found"})
+    );
+    let create = |body: Value| {
+        let fx = &fx;
+        async move {
+            let resp = fx.post("/process/pty").json(&body).send().await.unwrap();
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+        }
+    };
+    assert_eq!(
+        create(json!({"cols": 80})).await,
+        (400, json!({"error": "session ID is required"}))
+    );
+    assert_eq!(
+        create(json!({"id": "b"})).await,
+        (
+            409,
+            json!({"error": "PTY session with ID 'b' already exists"})
+        )
+    );
+    assert_eq!(
+        create(json!({"id": "w", "cols": 1001})).await,
+        (
+            400,
+            json!({"error": "invalid value for cols - must be less than 1000"})
+        )
+    );
+    // The daemon keeps its TERM default in the session's envs.
+    let info: Value = fx
+        .get("/process/pty/b")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["envs"]["TERM"], "xterm-256color");
     let resp = fx
         .post("/process/pty")
         .json(&json!({"id": "c", "cwd": "/etc"}))
@@ -366,11 +408,49 @@ async fn bad_input_gets_typed_errors() {
     assert_eq!(resp.status(), 403, "a cwd outside the sandbox is refused");
     let resp = fx
         .post("/process/pty")
-        .json(&json!({"id": "d", "cols": 0}))
+        .json(&json!({"id": "d", "cwd": format!("{}/missing", fx.home())}))
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 400);
+    assert_eq!(resp.status(), 500);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap(),
+        json!({"error": "failed to start PTY session"})
+    );
+    // A lazy session is not started at create, so its cwd is only looked at on the first
+    // attach (`manager.go` `VerifyPTYSessionReady`), which fails; the session stays and a
+    // later attach, once the directory exists, starts it.
+    let missing = format!("{}/later", fx.home());
+    let resp = fx
+        .post("/process/pty")
+        .json(&json!({"id": "lz", "cwd": missing, "lazyStart": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let (mut ws, _) = open(&fx, "/process/pty/lz/connect", &[EXIT_CONTROL]).await;
+    let mut seen = Seen::default();
+    read_until(&mut ws, &mut seen, |s| s.close.is_some()).await;
+    assert_eq!(seen.controls[0]["status"], "error");
+    assert_eq!(
+        seen.controls[0]["error"],
+        format!(
+            "Failed to connect to PTY session: failed to start PTY session: \
+             pty.StartWithSize: chdir {missing}: no such file or directory"
+        )
+    );
+    assert_eq!(
+        fx.get("/process/pty/lz").send().await.unwrap().status(),
+        200
+    );
+    fx.exec(&format!("mkdir -p {missing}")).await;
+    let (mut ws, _) = open(&fx, "/process/pty/lz/connect", &[EXIT_CONTROL]).await;
+    let mut seen = Seen::default();
+    read_until(&mut ws, &mut seen, |s| !s.controls.is_empty()).await;
+    assert_eq!(seen.controls[0]["status"], "connected");
+    send(&mut ws, "pwd\n").await;
+    read_until(&mut ws, &mut seen, |s| s.output.contains("/later\r\n")).await;
+    drop(ws);
     // Plain HTTP on a WebSocket route, and create-connect without an id.
     assert_eq!(
         fx.get("/process/pty/b/connect")
@@ -395,11 +475,16 @@ async fn bad_input_gets_typed_errors() {
     let mut seen = Seen::default();
     read_until(&mut ws, &mut seen, |s| s.close.is_some()).await;
     assert_eq!(seen.controls[0]["status"], "error");
+    // process/pty/controller.go's text for an unknown session.
+    assert_eq!(
+        seen.controls[0]["error"],
+        "Failed to connect to PTY session: PTY session nope not found"
+    );
     let (code, reason) = seen.close.unwrap();
     assert_eq!(code, u16::from(CloseCode::Error));
     assert_eq!(
         serde_json::from_str::<Value>(&reason).unwrap(),
-        json!({"error": "PTY session nope not found"})
+        json!({"error": "Failed to connect to PTY session: PTY session nope not found"})
     );
     fx.shutdown().await;
 }

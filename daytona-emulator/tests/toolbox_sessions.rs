@@ -385,7 +385,8 @@ async fn input_reaches_async_commands_and_is_gone_after_exit() {
         .json()
         .await
         .unwrap();
-    assert_eq!(logs["stdout"], "got one and two\n");
+    // Input is echoed into the log as stdout (session/input.go), before what it caused.
+    assert_eq!(logs["stdout"], "one\ntwo\ngot one and two\n");
 
     let gone = fx
         .post(&input_path)
@@ -396,6 +397,171 @@ async fn input_reaches_async_commands_and_is_gone_after_exit() {
     assert_eq!(gone.status(), StatusCode::GONE);
     let err: Value = gone.json().await.unwrap();
     assert_eq!(err["code"], "COMMAND_ALREADY_COMPLETED");
+    assert_eq!(
+        err["message"],
+        "command has already completed with exit code 0"
+    );
+    fx.shutdown().await;
+}
+
+/// `session/input.go`: a newline is added to input that lacks one (so `read` returns), and
+/// `suppressInputEcho` keeps the input out of the log; empty data fails the validator.
+#[tokio::test]
+async fn input_gets_a_newline_and_echo_can_be_suppressed() {
+    let fx = Fixture::start().await;
+    create_session(&fx, "q").await;
+    let (_, body) = exec(
+        &fx,
+        "q",
+        json!({"command": "read a; echo \"[$a]\"", "runAsync": true, "suppressInputEcho": true}),
+    )
+    .await;
+    let cmd_id = body["cmdId"].as_str().unwrap().to_string();
+    let input_path = format!("/process/session/q/command/{cmd_id}/input");
+    let empty = fx
+        .post(&input_path)
+        .json(&json!({"data": ""}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(empty.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        empty.json::<Value>().await.unwrap()["code"],
+        "INVALID_REQUEST_BODY"
+    );
+    let resp = fx
+        .post(&input_path)
+        .json(&json!({"data": "secret"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert_eq!(wait_exit(&fx, "q", &cmd_id).await["exitCode"], 0);
+    let logs: Value = fx
+        .get(&format!("/process/session/q/command/{cmd_id}/logs"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(logs["stdout"], "[secret]\n");
+    let unknown = fx
+        .post("/process/session/q/command/nope/input")
+        .json(&json!({"data": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        unknown.json::<Value>().await.unwrap()["message"],
+        "command not found"
+    );
+    fx.shutdown().await;
+}
+
+/// `process/session/*.go` and `session/*.go`: the `entrypoint` id is reserved; bodies are
+/// validated before the session is looked up; the daemon's messages.
+#[tokio::test]
+async fn reserved_ids_validation_order_and_messages() {
+    let fx = Fixture::start().await;
+    let message = |resp: reqwest::Response| async move {
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap();
+        (
+            status,
+            body["message"].as_str().unwrap_or_default().to_string(),
+        )
+    };
+    let create = |id: &'static str| {
+        let fx = &fx;
+        async move {
+            fx.post("/process/session")
+                .json(&json!({"sessionId": id}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        message(create("entrypoint").await).await,
+        (
+            StatusCode::BAD_REQUEST,
+            "provided session ID is reserved and cannot be created/overridden".to_string()
+        )
+    );
+    let (status, text) = message(create("").await).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        text.contains("'SessionId' failed on the 'required' tag"),
+        "{text}"
+    );
+    create_session(&fx, "s").await;
+    assert_eq!(
+        message(create("s").await).await,
+        (StatusCode::CONFLICT, "session already exists".to_string())
+    );
+    let del = fx
+        .delete("/process/session/entrypoint")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        message(del).await,
+        (
+            StatusCode::BAD_REQUEST,
+            "can't delete entrypoint session".to_string()
+        )
+    );
+    let (status, body) = exec(&fx, "entrypoint", json!({"command": "true"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body["message"],
+        "can't execute command in entrypoint session"
+    );
+    let input = fx
+        .post("/process/session/entrypoint/command/c/input")
+        .json(&json!({"data": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        message(input).await,
+        (
+            StatusCode::BAD_REQUEST,
+            "can't send input to entrypoint session".to_string()
+        )
+    );
+    // A bad body is a 400 even for an unknown session.
+    let (status, body) = exec(&fx, "nope", json!({"command": ""})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["code"], "INVALID_REQUEST_BODY");
+    let (status, body) = exec(&fx, "nope", json!({"command": " \t"})).await;
+    assert_eq!(
+        (status, body["message"].clone()),
+        (StatusCode::BAD_REQUEST, json!("command cannot be empty"))
+    );
+    let (status, body) = exec(&fx, "nope", json!({"command": "true"})).await;
+    assert_eq!(
+        (status, body["message"].clone()),
+        (StatusCode::NOT_FOUND, json!("session not found"))
+    );
+    // With no entrypoint in an emulated sandbox, its session is as unknown as any other.
+    let entry = fx.get("/process/session/entrypoint").send().await.unwrap();
+    assert_eq!(
+        message(entry).await,
+        (StatusCode::NOT_FOUND, "session not found".to_string())
+    );
+    // `GetEntrypointLogs` reads the entrypoint session's log, so it answers the same.
+    let logs = fx
+        .get("/process/session/entrypoint/logs")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        message(logs).await,
+        (StatusCode::NOT_FOUND, "session not found".to_string())
+    );
     fx.shutdown().await;
 }
 

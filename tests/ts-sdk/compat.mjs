@@ -168,6 +168,32 @@ await check('files: deleteFile, then details → not found', async () => {
   await expectError(sandbox.fs.getFileDetails('compat/data.bin'), DaytonaNotFoundError);
 });
 
+await check('files: searchFiles, findFiles, replaceInFiles as the v0.190.0 daemon answers', async () => {
+  await sandbox.fs.uploadFiles([
+    { source: Buffer.from('hello world\nbye\n'), destination: 'compat/find/a.txt' },
+    { source: Buffer.from('say hello\n'), destination: 'compat/find/deep/b.md' },
+  ]);
+  // Search matches each name with Go's filepath.Match, at any depth; paths as the request
+  // spelled them (relative here). No globstar; a bad pattern finds nothing.
+  assert.deepEqual((await sandbox.fs.searchFiles('compat/find', '*.md')).files, ['compat/find/deep/b.md']);
+  assert.deepEqual((await sandbox.fs.searchFiles('compat/find', 'deep')).files, ['compat/find/deep']);
+  assert.deepEqual((await sandbox.fs.searchFiles('compat/find', '**/*.md')).files, []);
+  assert.deepEqual((await sandbox.fs.searchFiles('compat/find', '[')).files, []);
+  // Find: literal substring per line, files in walk order.
+  const matches = await sandbox.fs.findFiles('compat/find', 'hello');
+  assert.deepEqual(
+    matches.map((m) => [m.file, m.line, m.content]),
+    [['compat/find/a.txt', 1, 'hello world'], ['compat/find/deep/b.md', 1, 'say hello']],
+  );
+  // Replace: per-file results, Go's error text for a missing file.
+  const results = await sandbox.fs.replaceInFiles(['compat/find/a.txt', 'compat/find/none.txt'], 'hello', 'goodbye');
+  assert.deepEqual(results[0], { file: 'compat/find/a.txt', success: true });
+  assert.equal(results[1].success, false);
+  assert.equal(results[1].error, 'open compat/find/none.txt: no such file or directory');
+  const back = await sandbox.fs.downloadFile('compat/find/a.txt');
+  assert.equal(back.toString(), 'goodbye world\nbye\n');
+});
+
 await check('pty: createPty, output, exit code 3 from wait()', async () => {
   const id = `compat-pty-${run}`;
   const decoder = new TextDecoder();
@@ -187,12 +213,11 @@ await check('pty: createPty, output, exit code 3 from wait()', async () => {
   assert.match(out, /\bhi\r?\n/, 'the echo reached onData');
   assert.match(out, /30 100/, 'the terminal has the requested size');
   assert.match(out, /\/dev\/pts\//, 'tty names a real terminal');
-  const info = await sandbox.process.getPtySessionInfo(id);
-  assert.equal(info.active, false);
+  // The v0.190.0 daemon deletes a PTY session when its shell exits (process/pty/session.go).
+  await assert.rejects(sandbox.process.getPtySessionInfo(id), /not found/i, 'an exited session is gone');
   await pty.disconnect();
-  await sandbox.process.killPtySession(id);
   const left = await sandbox.process.listPtySessions();
-  assert.ok(!left.some((p) => p.id === id), 'deleted sessions are gone');
+  assert.ok(!left.some((p) => p.id === id), 'an exited session is not listed');
 });
 
 await check('pty: resize through the handle, kill', async () => {

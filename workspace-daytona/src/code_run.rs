@@ -30,8 +30,9 @@ const DEFAULT_LANGUAGE: &str = "python";
 /// Options of [`Process::code_run`].
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct CodeRunOptions {
-    /// Arguments after the program (`sys.argv[1:]` in Python, `process.argv.slice(2)` in
-    /// JavaScript).
+    /// Arguments after the program (`sys.argv[1:]` in Python, `process.argv.slice(1)` in
+    /// JavaScript, which the daemon runs from stdin). The daemon joins them with spaces into
+    /// a shell command line, unquoted: an argument with spaces splits and `$VAR` expands.
     pub argv: Vec<String>,
     /// Extra environment variables.
     pub env: BTreeMap<String, String>,

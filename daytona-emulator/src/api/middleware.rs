@@ -9,9 +9,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use crate::conn::ConnHandle;
 use crate::error::{ApiError, ErrorSource};
 use crate::faults::FaultAction;
-use crate::server::ConnHandle;
 use crate::state::AppState;
 
 /// JSON bodies up to this size are copied into the request log.

@@ -25,8 +25,8 @@ use futures::{SinkExt, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
+use crate::conn::ConnHandle;
 use crate::faults::WsDrop;
-use crate::server::ConnHandle;
 use crate::state::AppState;
 
 /// Largest message the server announces it accepts.

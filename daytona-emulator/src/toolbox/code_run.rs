@@ -1,13 +1,18 @@
 //! `POST /process/code-run`: run a snippet with the interpreter of its language.
 //!
-//! The language comes from the request, else from the sandbox's `code-toolbox-language` label,
-//! else `python` (the SDKs' default). Interpreters are the host's, found on the sandbox's
-//! default `PATH`: `python3` for python, `node` for javascript, and for typescript `tsx`, then
-//! `ts-node`, then a Node.js new enough to strip types itself (22.6+). The emulator installs
-//! nothing: a missing interpreter is a 400 that says so. The code goes to a file in the
-//! daemon's state directory and runs in the home dir, with `argv` after it and `envs` added to
-//! the sandbox environment; output is stdout and stderr interleaved, as `/process/execute`.
-//! Charts (matplotlib figures on the real daemon) are not captured: `artifacts.charts` is empty.
+//! As the v0.190.0 daemon (`toolbox/process/coderun/`): `language` is required and exactly
+//! `python`, `javascript` or `typescript` (the SDKs send the sandbox's `code-toolbox-language`
+//! label). Python and JavaScript read the program from stdin (`python3 -u -`, `node -`), so
+//! `sys.argv[0]` is `-`, and JavaScript code first drops that `-` from `process.argv` (the
+//! arguments start at `process.argv[1]`); `argv` is joined with spaces into the shell command
+//! line, unquoted, so an argument with spaces splits and `$VAR` expands. Interpreters are the
+//! host's, found on the sandbox's default `PATH`: `python3`, `node`, and for typescript `tsx`,
+//! then `ts-node`, then a Node.js new enough to strip types itself (22.6+), where the daemon uses
+//! `npx ts-node`. The emulator installs nothing: a missing interpreter is a 400 that says so.
+//! The program goes to a file in the daemon's state directory and runs in the home dir with
+//! `envs` added to the sandbox environment; output is stdout and stderr interleaved, as
+//! `/process/execute`. Charts (matplotlib figures on the real daemon) are not captured, so
+//! `artifacts` is absent, as the daemon leaves it when there are none.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -16,16 +21,14 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::StatusCode;
-use daytona_api::code_run::{
-    CODE_RUN_LANGUAGES, CodeRunArtifacts, CodeRunRequest, CodeRunResponse,
-};
+use daytona_api::code_run::{CodeRunRequest, CodeRunResponse};
 use daytona_api::toolbox::codes;
 use tokio::sync::OnceCell;
 
 use crate::error::ApiError;
 use crate::layout::{find_program, shell_single_quote};
 use crate::state::AppState;
-use crate::toolbox::{SandboxPath, parse_json};
+use crate::toolbox::{SandboxPath, check_env_keys, missing_field, parse_json};
 
 /// Node.js versions from this one on run TypeScript with `--experimental-strip-types`.
 const NODE_STRIP_TYPES: (u32, u32) = (22, 6);
@@ -34,12 +37,13 @@ fn bad_request(message: impl Into<String>) -> ApiError {
     ApiError::daemon(StatusCode::BAD_REQUEST, codes::BAD_REQUEST, message)
 }
 
-/// How to run a language here: the interpreter command line (before the file) and the file
-/// extension.
+/// How to run a language here: the interpreter command line (before the program), the file
+/// extension, and whether the program is read from stdin (after `-`) rather than named.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Interpreter {
     argv: Vec<String>,
     extension: &'static str,
+    from_stdin: bool,
 }
 
 /// The interpreter for `language`, or a 400 naming what is missing.
@@ -55,13 +59,14 @@ async fn interpreter(language: &str) -> Result<Interpreter, ApiError> {
             .chain(extra.iter().map(|s| s.to_string()))
             .collect(),
         extension,
+        from_stdin: extra.last() == Some(&"-"),
     };
     match language {
         "python" => find_program("python3")
-            .map(|p| with(p, &[], "py"))
+            .map(|p| with(p, &["-u", "-"], "py"))
             .ok_or_else(|| missing("python3")),
         "javascript" => find_program("node")
-            .map(|p| with(p, &[], "js"))
+            .map(|p| with(p, &["-"], "js"))
             .ok_or_else(|| missing("node")),
         "typescript" => {
             if let Some(p) = find_program("tsx") {
@@ -83,10 +88,7 @@ async fn interpreter(language: &str) -> Result<Interpreter, ApiError> {
                 None => Err(missing("node")),
             }
         }
-        other => Err(bad_request(format!(
-            "unsupported language {other:?}: use one of {}",
-            CODE_RUN_LANGUAGES.join(", ")
-        ))),
+        other => Err(bad_request(format!("unsupported language: {other}"))),
     }
 }
 
@@ -119,6 +121,10 @@ fn parse_node_version(text: &str) -> Option<(u32, u32)> {
     Some((major, minor))
 }
 
+/// What the daemon puts before JavaScript and TypeScript programs: the interpreter's argument
+/// for the program (`-` or the file) leaves `process.argv`.
+const JS_ARGV_FIX: &str = "process.argv.splice(1, 1);\n";
+
 /// `POST /process/code-run`.
 pub(crate) async fn code_run(
     State(state): State<AppState>,
@@ -127,16 +133,15 @@ pub(crate) async fn code_run(
 ) -> Result<Json<CodeRunResponse>, ApiError> {
     let target = state.toolbox_target(&p.sandbox_id)?;
     let req: CodeRunRequest = parse_json(&body)?;
-    let language = req
-        .language
-        .as_deref()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(str::to_string)
-        .or_else(|| target.language.clone())
-        .unwrap_or_else(|| "python".to_string())
-        .to_ascii_lowercase();
+    if req.code.is_empty() {
+        return Err(missing_field("", "CodeRunRequest", "Code"));
+    }
+    let language = req.language.clone().unwrap_or_default();
+    if language.is_empty() {
+        return Err(missing_field("", "CodeRunRequest", "Language"));
+    }
     let interpreter = interpreter(&language).await?;
+    check_env_keys(req.envs.iter().flatten().map(|(k, _)| k))?;
 
     let dir = target.layout.state_host().join("code");
     let io_err = |e: std::io::Error| ApiError::daemon_internal("writing the program file", e);
@@ -147,7 +152,12 @@ pub(crate) async fn code_run(
         .tempfile_in(&dir)
         .map_err(io_err)?
         .into_temp_path();
-    tokio::fs::write(&file, req.code.as_bytes())
+    let program = if language == "python" {
+        req.code.clone()
+    } else {
+        format!("{JS_ARGV_FIX}{}", req.code)
+    };
+    tokio::fs::write(&file, program.as_bytes())
         .await
         .map_err(io_err)?;
     let in_sandbox = target
@@ -155,14 +165,25 @@ pub(crate) async fn code_run(
         .state_path_for_command(&file)
         .ok_or_else(|| io_err(std::io::Error::other("program file outside the state dir")))?;
 
-    let mut words: Vec<String> = interpreter.argv.clone();
-    words.push(in_sandbox);
-    words.extend(req.argv.clone().unwrap_or_default());
-    let line = words
+    let mut line = interpreter
+        .argv
         .iter()
         .map(|w| shell_single_quote(w))
         .collect::<Vec<_>>()
         .join(" ");
+    if !interpreter.from_stdin {
+        line.push(' ');
+        line.push_str(&shell_single_quote(&in_sandbox));
+    }
+    // Unquoted, as the daemon formats them into its command line.
+    for arg in req.argv.iter().flatten() {
+        line.push(' ');
+        line.push_str(arg);
+    }
+    if interpreter.from_stdin {
+        line.push_str(" < ");
+        line.push_str(&shell_single_quote(&in_sandbox));
+    }
     let mut env = target.env.clone();
     if !target.user.is_empty() {
         env.insert("USER".into(), target.user.clone());
@@ -181,7 +202,7 @@ pub(crate) async fn code_run(
             return Ok(Json(CodeRunResponse {
                 exit_code: -1,
                 result: e.to_string(),
-                artifacts: Some(CodeRunArtifacts::default()),
+                artifacts: None,
             }));
         }
     };
@@ -189,7 +210,7 @@ pub(crate) async fn code_run(
         return Err(ApiError::daemon(
             StatusCode::REQUEST_TIMEOUT,
             codes::PROCESS_EXECUTION_TIMEOUT,
-            "code execution timeout",
+            "command execution timeout",
         ));
     }
     let mut result = outcome.result.stdout;
@@ -197,7 +218,7 @@ pub(crate) async fn code_run(
     Ok(Json(CodeRunResponse {
         exit_code: outcome.result.exit_code,
         result,
-        artifacts: Some(CodeRunArtifacts::default()),
+        artifacts: None,
     }))
 }
 
@@ -218,7 +239,8 @@ mod tests {
     async fn unknown_languages_are_refused_by_name() {
         let err = interpreter("cobol").await.unwrap_err();
         assert_eq!(err.status, StatusCode::BAD_REQUEST);
-        assert!(err.message.contains("\"cobol\""), "{}", err.message);
-        assert!(err.message.contains("python, javascript, typescript"));
+        assert_eq!(err.message, "unsupported language: cobol");
+        // Exact names, as the daemon's switch.
+        assert!(interpreter("Python").await.is_err());
     }
 }

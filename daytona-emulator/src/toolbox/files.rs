@@ -11,21 +11,24 @@ use std::path::{Path, PathBuf};
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path as UrlPath, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
 use daytona_api::toolbox::{
     FileInfo, Match, ReplaceRequest, ReplaceResult, SearchFilesResponse, UploadedFile, codes,
 };
 use futures::{Stream, StreamExt};
+use percent_encoding::utf8_percent_encode;
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
-use tokio_util::io::ReaderStream;
 
 use crate::error::ApiError;
 use crate::layout::{ResolvedPath, SandboxLayout};
 use crate::state::AppState;
 use crate::toolbox::file_info::file_info;
-use crate::toolbox::{SandboxPath, parse_json};
+use crate::toolbox::go_fs::{go_clean, go_match, go_path_error, go_walk, lstat_name};
+use crate::toolbox::serve_file::serve_file;
+use crate::toolbox::transfer::{ATTR_CHAR_ESCAPES, latin1_filename};
+use crate::toolbox::{SandboxPath, missing_field, parse_json};
 
 /// Bytes of a file inspected for NUL to decide it is binary (as the daemon does).
 const BINARY_SNIFF: usize = 512;
@@ -107,19 +110,11 @@ fn child_path(parent: &str, name: &str) -> String {
     }
 }
 
-/// Info on one directory entry: a symlink is described by its target when that stays in the
-/// sandbox, else by the link itself.
+/// Info on one directory entry, from `stat` as the daemon takes it: a symlink is described by
+/// its target, and a dangling one is an error (the listing leaves it out). A link that leads
+/// out of the sandbox is described by itself.
 fn entry_info(layout: &SandboxLayout, sandbox: &str, host: &Path) -> io::Result<FileInfo> {
-    let meta = std::fs::symlink_metadata(host)?;
-    let meta = if meta.file_type().is_symlink() {
-        layout
-            .resolve(sandbox, true)
-            .ok()
-            .and_then(|r| std::fs::metadata(r.host).ok())
-            .unwrap_or(meta)
-    } else {
-        meta
-    };
+    let meta = stat_followed(layout, sandbox, host)?;
     Ok(file_info(base_name(sandbox), sandbox.to_string(), &meta))
 }
 
@@ -202,14 +197,30 @@ pub(crate) async fn file_info_route(
     let meta = tokio::fs::metadata(&resolved.host)
         .await
         .map_err(|e| io_error(&e, &path))?;
+    // `os.Stat(path).Name()`: the name the client asked for, not a link's target.
     Ok(Json(file_info(
-        base_name(&resolved.sandbox),
+        lstat_name(&go_clean(&path)),
         resolved.sandbox.clone(),
         &meta,
     )))
 }
 
-/// `DELETE /files?path=&recursive=`: 204.
+/// `os.Stat` of a sandbox path: symlinks followed as the sandbox sees them. A link that leads
+/// out of the sandbox is described by itself, so it can still be deleted or moved.
+fn stat_followed(
+    layout: &SandboxLayout,
+    path: &str,
+    entry: &Path,
+) -> io::Result<std::fs::Metadata> {
+    match layout.resolve(path, true) {
+        Ok(r) => std::fs::metadata(r.host),
+        Err(_) => std::fs::symlink_metadata(entry),
+    }
+}
+
+/// `DELETE /files?path=&recursive=`: 204. Checked with `stat` (a dangling link is 404, a link
+/// to a directory needs `recursive`), then the entry itself is removed, a link never its
+/// target; a failed removal is a 400.
 pub(crate) async fn delete_file(
     State(state): State<AppState>,
     UrlPath(p): UrlPath<SandboxPath>,
@@ -222,31 +233,39 @@ pub(crate) async fn delete_file(
     let resolved = layout.resolve(&path, false)?;
     protect_root(&layout, &resolved)?;
     blocking(move || {
-        let meta = std::fs::symlink_metadata(&resolved.host).map_err(|e| io_error(&e, &path))?;
-        let result = if meta.is_dir() {
-            if !recursive {
-                return Err(bad_request(
-                    "cannot delete directory without recursive flag",
-                ));
-            }
+        let meta =
+            stat_followed(&layout, &path, &resolved.host).map_err(|e| io_error(&e, &path))?;
+        if meta.is_dir() && !recursive {
+            return Err(bad_request(
+                "cannot delete directory without recursive flag",
+            ));
+        }
+        let own_dir = std::fs::symlink_metadata(&resolved.host).is_ok_and(|m| m.is_dir());
+        let result = if own_dir {
             std::fs::remove_dir_all(&resolved.host)
         } else {
             std::fs::remove_file(&resolved.host)
         };
-        result.map_err(|e| io_error(&e, &path))
+        result.map_err(|e| bad_request(go_path_error("remove", &path, &e)))
     })
     .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A mode as the daemon reads it: octal digits only (`strconv.ParseUint(mode, 8, 32)`), of which
+/// Go's `os.Chmod`/`os.Mkdir` apply the permission bits alone (setuid, setgid and sticky are
+/// separate Go flags that a number never sets).
 fn parse_mode(mode: &str) -> Result<u32, ApiError> {
-    u32::from_str_radix(mode, 8)
-        .ok()
-        .filter(|m| *m <= 0o7777)
-        .ok_or_else(|| bad_request(format!("invalid mode format: {mode:?} (octal, e.g. 0755)")))
+    let digits_ok = !mode.is_empty() && mode.bytes().all(|b| (b'0'..=b'7').contains(&b));
+    digits_ok
+        .then(|| u32::from_str_radix(mode, 8).ok())
+        .flatten()
+        .map(|m| m & 0o777)
+        .ok_or_else(|| bad_request("invalid mode format"))
 }
 
-/// `POST /files/folder?path=&mode=`: 201.
+/// `POST /files/folder?path=&mode=`: 201, parents created; an existing directory is fine. Any
+/// failure to create is a 400, as `os.MkdirAll`'s error is in the daemon.
 pub(crate) async fn create_folder(
     State(state): State<AppState>,
     UrlPath(p): UrlPath<SandboxPath>,
@@ -254,25 +273,25 @@ pub(crate) async fn create_folder(
 ) -> Result<StatusCode, ApiError> {
     let target = state.toolbox_target(&p.sandbox_id)?;
     let path = required(&q.path, "path")?.to_string();
-    let mode = parse_mode(
-        q.mode
-            .as_deref()
-            .filter(|m| !m.is_empty())
-            .unwrap_or("0755"),
-    )?;
+    let mode = match q.mode.as_deref().filter(|m| !m.is_empty()) {
+        Some(m) => parse_mode(m)?,
+        None => 0o755,
+    };
     let resolved = target.layout.resolve(&path, true)?;
     blocking(move || {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(mode)
             .create(&resolved.host)
-            .map_err(|e| io_error(&e, &path))
+            .map_err(|e| bad_request(go_path_error("mkdir", &path, &e)))
     })
     .await?;
     Ok(StatusCode::CREATED)
 }
 
-/// `POST /files/move?source=&destination=`: 200, 409 when the destination exists.
+/// `POST /files/move?source=&destination=`: 200. A missing source (a dangling link too) or
+/// destination directory is 404, an existing destination 409 `destination already exists`, a
+/// failed rename 400.
 pub(crate) async fn move_file(
     State(state): State<AppState>,
     UrlPath(p): UrlPath<SandboxPath>,
@@ -291,14 +310,14 @@ pub(crate) async fn move_file(
     protect_root(&layout, &from)?;
     protect_root(&layout, &to)?;
     blocking(move || {
-        std::fs::symlink_metadata(&from.host).map_err(|e| io_error(&e, &source))?;
+        stat_followed(&layout, &source, &from.host).map_err(|e| io_error(&e, &source))?;
         let parent = to.host.parent().unwrap_or(&to.host);
         std::fs::metadata(parent).map_err(|e| io_error(&e, &destination))?;
-        if std::fs::symlink_metadata(&to.host).is_ok() {
+        if stat_followed(&layout, &destination, &to.host).is_ok() {
             return Err(ApiError::daemon(
                 StatusCode::CONFLICT,
                 codes::CONFLICT,
-                format!("destination already exists: {destination}"),
+                "destination already exists",
             ));
         }
         std::fs::rename(&from.host, &to.host)
@@ -308,9 +327,16 @@ pub(crate) async fn move_file(
     Ok(StatusCode::OK)
 }
 
-fn lookup_id(value: &str, what: &str) -> Result<u32, ApiError> {
-    if let Ok(n) = value.parse::<u32>() {
-        return Ok(n);
+/// A uid or gid as the daemon reads `owner`/`group`: a number (`-1` = leave unchanged), else a
+/// user or group name; an unknown name is 400 `user not found` / `group not found`.
+fn lookup_id(value: &str, what: &str) -> Result<Option<u32>, ApiError> {
+    if let Ok(n) = value.parse::<i64>() {
+        return match n {
+            -1 => Ok(None),
+            n => u32::try_from(n).map(Some).map_err(|_| {
+                bad_request(format!("failed to change ownership: invalid {what} id {n}"))
+            }),
+        };
     }
     let found = if what == "user" {
         nix::unistd::User::from_name(value)
@@ -323,10 +349,15 @@ fn lookup_id(value: &str, what: &str) -> Result<u32, ApiError> {
             .flatten()
             .map(|g| g.gid.as_raw())
     };
-    found.ok_or_else(|| bad_request(format!("{what} not found: {value}")))
+    found
+        .map(Some)
+        .ok_or_else(|| bad_request(format!("{what} not found")))
 }
 
-/// `POST /files/permissions?path=&owner=&group=&mode=`: 200.
+/// `POST /files/permissions?path=&owner=&group=&mode=`: 200, in the daemon's order: the path
+/// must exist (404), then `mode` is parsed and applied, then `owner`/`group` looked up and
+/// applied; so a valid mode is applied even when the owner turns out unknown. Failures to change
+/// are 400.
 pub(crate) async fn set_permissions(
     State(state): State<AppState>,
     UrlPath(p): UrlPath<SandboxPath>,
@@ -335,148 +366,136 @@ pub(crate) async fn set_permissions(
     let target = state.toolbox_target(&p.sandbox_id)?;
     let path = required(&q.path, "path")?.to_string();
     let resolved = target.layout.resolve(&path, true)?;
-    let mode = q
-        .mode
-        .as_deref()
-        .filter(|m| !m.is_empty())
-        .map(parse_mode)
-        .transpose()?;
-    let uid = q
-        .owner
-        .as_deref()
-        .filter(|o| !o.is_empty())
-        .map(|o| lookup_id(o, "user"))
-        .transpose()?;
-    let gid = q
-        .group
-        .as_deref()
-        .filter(|g| !g.is_empty())
-        .map(|g| lookup_id(g, "group"))
-        .transpose()?;
+    let non_empty = |v: Option<String>| v.filter(|v| !v.is_empty());
+    let (mode, owner, group) = (non_empty(q.mode), non_empty(q.owner), non_empty(q.group));
     blocking(move || {
         std::fs::metadata(&resolved.host).map_err(|e| io_error(&e, &path))?;
         if let Some(mode) = mode {
+            let mode = parse_mode(&mode)?;
             std::fs::set_permissions(&resolved.host, std::fs::Permissions::from_mode(mode))
-                .map_err(|e| io_error(&e, &path))?;
+                .map_err(|e| {
+                    bad_request(format!(
+                        "failed to change mode: {}",
+                        go_path_error("chmod", &path, &e)
+                    ))
+                })?;
         }
-        if uid.is_some() || gid.is_some() {
-            std::os::unix::fs::chown(&resolved.host, uid, gid).map_err(|e| io_error(&e, &path))?;
+        if owner.is_none() && group.is_none() {
+            return Ok(());
         }
-        Ok(())
+        let uid = owner
+            .as_deref()
+            .map(|o| lookup_id(o, "user"))
+            .transpose()?
+            .flatten();
+        let gid = group
+            .as_deref()
+            .map(|g| lookup_id(g, "group"))
+            .transpose()?
+            .flatten();
+        std::os::unix::fs::chown(&resolved.host, uid, gid).map_err(|e| {
+            bad_request(format!(
+                "failed to change ownership: {}",
+                go_path_error("chown", &path, &e)
+            ))
+        })
     })
     .await?;
     Ok(StatusCode::OK)
 }
 
-/// Visit every entry under `root` (not `root` itself) in lexical pre-order without following
-/// symlinks; unreadable directories are skipped.
-fn walk(root: &Path, visit: &mut dyn FnMut(&Path, &str, &std::fs::Metadata)) {
-    fn inner(dir: &Path, rel: &str, visit: &mut dyn FnMut(&Path, &str, &std::fs::Metadata)) {
-        let Ok(entries) = sorted_entries(dir) else {
-            return;
-        };
-        for (name, host) in entries {
-            let Ok(meta) = std::fs::symlink_metadata(&host) else {
-                continue;
-            };
-            let child_rel = if rel.is_empty() {
-                name
-            } else {
-                format!("{rel}/{name}")
-            };
-            visit(&host, &child_rel, &meta);
-            if meta.is_dir() {
-                inner(&host, &child_rel, visit);
-            }
-        }
-    }
-    inner(root, "", visit);
-}
+/// Longest line Go's `bufio.Scanner` returns by default: at a longer line the daemon's scan of
+/// that file stops (the matches before it are kept).
+const MAX_SCAN_LINE: usize = 64 * 1024;
 
-/// Lines of a text file containing `pattern`; `None` for a binary file.
-fn grep_file(host: &Path, pattern: &str) -> Option<Vec<(u64, String)>> {
+/// The daemon's grep of one file: `None` for an empty or binary file (NUL in the first 512
+/// bytes), else the 1-based numbers and text of the lines that contain `pattern`. Lines end at
+/// `\n`, a `\r` before it is dropped, and scanning stops at a line of 64 KiB or more.
+fn grep_file(host: &Path, pattern: &[u8]) -> Option<Vec<(u64, String)>> {
     let data = std::fs::read(host).ok()?;
-    if data[..data.len().min(BINARY_SNIFF)].contains(&0) {
+    if data.is_empty() || data[..data.len().min(BINARY_SNIFF)].contains(&0) {
         return None;
     }
     let mut out = Vec::new();
-    for (i, line) in data.split(|&b| b == b'\n').enumerate() {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let text = String::from_utf8_lossy(line);
-        if text.contains(pattern) {
-            out.push((i as u64 + 1, text.into_owned()));
+    let mut rest = &data[..];
+    let mut number = 0u64;
+    while !rest.is_empty() {
+        let (line, next) = match rest.iter().position(|&b| b == b'\n') {
+            Some(i) => (&rest[..i], &rest[i + 1..]),
+            None => (rest, &rest[rest.len()..]),
+        };
+        if line.len() >= MAX_SCAN_LINE {
+            break;
         }
+        number += 1;
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.windows(pattern.len()).any(|w| w == pattern) {
+            out.push((number, String::from_utf8_lossy(line).into_owned()));
+        }
+        rest = next;
     }
     Some(out)
 }
 
-/// `GET /files/find?path=&pattern=`: lines containing `pattern` (literal) in text files.
+/// `path` and `pattern` of find and search, both required.
+fn path_and_pattern(q: FileQuery) -> Result<(String, String), ApiError> {
+    match (
+        q.path.filter(|s| !s.is_empty()),
+        q.pattern.filter(|s| !s.is_empty()),
+    ) {
+        (Some(path), Some(pattern)) => Ok((path, pattern)),
+        _ => Err(bad_request("path and pattern are required")),
+    }
+}
+
+/// `GET /files/find?path=&pattern=`: every line containing `pattern` (literally) in the regular
+/// files of the walk from `path` (the root too, when it is a file), reported under the path as
+/// the client spelled it. A root that does not exist finds nothing.
 pub(crate) async fn find_in_files(
     State(state): State<AppState>,
     UrlPath(p): UrlPath<SandboxPath>,
     Query(q): Query<FileQuery>,
 ) -> Result<Json<Vec<Match>>, ApiError> {
     let target = state.toolbox_target(&p.sandbox_id)?;
-    let (Some(path), Some(pattern)) = (
-        q.path.filter(|s| !s.is_empty()),
-        q.pattern.filter(|s| !s.is_empty()),
-    ) else {
-        return Err(bad_request("path and pattern are required"));
-    };
-    let resolved = target.layout.resolve(&path, true)?;
+    let (path, pattern) = path_and_pattern(q)?;
+    let resolved = target.layout.resolve(&path, false)?;
     let matches = blocking(move || {
         let mut matches = Vec::new();
-        let mut check = |host: &Path, sandbox: String| {
-            for (line, content) in grep_file(host, &pattern).unwrap_or_default() {
+        go_walk(&resolved.host, &path, &mut |entry| {
+            if !entry.meta.is_file() {
+                return;
+            }
+            for (line, content) in grep_file(entry.host, pattern.as_bytes()).unwrap_or_default() {
                 matches.push(Match {
-                    file: sandbox.clone(),
+                    file: entry.shown.to_string(),
                     line,
                     content,
                 });
             }
-        };
-        match std::fs::symlink_metadata(&resolved.host) {
-            Ok(m) if m.is_file() => check(&resolved.host, resolved.sandbox.clone()),
-            Ok(m) if m.is_dir() => walk(&resolved.host, &mut |host, rel, meta| {
-                if meta.is_file() {
-                    check(host, child_path(&resolved.sandbox, rel));
-                }
-            }),
-            // A missing root finds nothing, as the daemon's walk does.
-            _ => {}
-        }
+        });
         Ok(matches)
     })
     .await?;
     Ok(Json(matches))
 }
 
-/// `GET /files/search?path=&pattern=`: files whose path relative to `path` matches the glob
-/// (`*` and `?` within a segment, `**` across segments, `{a,b}`, `[...]`), like doublestar.
+/// `GET /files/search?path=&pattern=`: every entry of the walk from `path` (the root, files,
+/// directories and symlinks alike) whose own *name* matches `pattern` with Go's
+/// `filepath.Match`, so `*.go` finds Go files at any depth and a pattern with `/` finds
+/// nothing. A malformed pattern or a missing root gives an empty list, as in the daemon.
 pub(crate) async fn search_files(
     State(state): State<AppState>,
     UrlPath(p): UrlPath<SandboxPath>,
     Query(q): Query<FileQuery>,
 ) -> Result<Json<SearchFilesResponse>, ApiError> {
     let target = state.toolbox_target(&p.sandbox_id)?;
-    let (Some(path), Some(pattern)) = (
-        q.path.filter(|s| !s.is_empty()),
-        q.pattern.filter(|s| !s.is_empty()),
-    ) else {
-        return Err(bad_request("path and pattern are required"));
-    };
-    let matcher = globset::GlobBuilder::new(&pattern)
-        .literal_separator(true)
-        .backslash_escape(true)
-        .build()
-        .map_err(|e| bad_request(format!("invalid glob pattern: {pattern}: {e}")))?
-        .compile_matcher();
-    let resolved = target.layout.resolve(&path, true)?;
+    let (path, pattern) = path_and_pattern(q)?;
+    let resolved = target.layout.resolve(&path, false)?;
     let files = blocking(move || {
         let mut files = Vec::new();
-        walk(&resolved.host, &mut |_, rel, meta| {
-            if !meta.is_dir() && matcher.is_match(rel) {
-                files.push(child_path(&resolved.sandbox, rel));
+        go_walk(&resolved.host, &path, &mut |entry| {
+            if go_match(&pattern, entry.name) {
+                files.push(entry.shown.to_string());
             }
         });
         Ok(files)
@@ -502,7 +521,20 @@ fn replace_bytes(data: &[u8], pattern: &[u8], with: &[u8]) -> (Vec<u8>, usize) {
     (out, count)
 }
 
-/// `POST /files/replace`: replace every occurrence of a literal in each file.
+/// Reads a file for `replace`, failing with the text Go's `os.ReadFile` gives.
+fn read_for_replace(host: &Path, shown: &str) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(host).map_err(|e| go_path_error("open", shown, &e))?;
+    let mut data = Vec::new();
+    file.read_to_end(&mut data)
+        .map_err(|e| go_path_error("read", shown, &e))?;
+    Ok(data)
+}
+
+/// `POST /files/replace` `{files, pattern, newValue}`: every occurrence of the literal `pattern`
+/// replaced in each file; a file that cannot be read or written is reported in its result with
+/// Go's error text, not as a failed request. `pattern` must not be empty (the daemon's
+/// validator requires it).
 pub(crate) async fn replace_in_files(
     State(state): State<AppState>,
     UrlPath(p): UrlPath<SandboxPath>,
@@ -511,29 +543,29 @@ pub(crate) async fn replace_in_files(
     let target = state.toolbox_target(&p.sandbox_id)?;
     let req: ReplaceRequest = parse_json(&body)?;
     if req.pattern.is_empty() {
-        return Err(bad_request("pattern must not be empty"));
+        return Err(missing_field(
+            "invalid request body: ",
+            "ReplaceRequest",
+            "Pattern",
+        ));
     }
     let layout = target.layout.clone();
     let results = blocking(move || {
         let mut results = Vec::with_capacity(req.files.len());
         for file in req.files {
-            let outcome = layout.resolve(&file, true).and_then(|r| {
-                let data = std::fs::read(&r.host).map_err(|e| io_error(&e, &file))?;
-                let (new, _) =
-                    replace_bytes(&data, req.pattern.as_bytes(), req.new_value.as_bytes());
-                std::fs::write(&r.host, new).map_err(|e| io_error(&e, &file))
-            });
-            results.push(match outcome {
-                Ok(()) => ReplaceResult {
-                    file: Some(file),
-                    success: Some(true),
-                    error: None,
-                },
-                Err(e) => ReplaceResult {
-                    file: Some(file),
-                    success: Some(false),
-                    error: Some(e.message),
-                },
+            let outcome = layout
+                .resolve(&file, true)
+                .map_err(|e| e.message)
+                .and_then(|r| {
+                    let data = read_for_replace(&r.host, &file)?;
+                    let (new, _) =
+                        replace_bytes(&data, req.pattern.as_bytes(), req.new_value.as_bytes());
+                    std::fs::write(&r.host, new).map_err(|e| go_path_error("open", &file, &e))
+                });
+            results.push(ReplaceResult {
+                file: Some(file),
+                success: Some(outcome.is_ok()),
+                error: outcome.err(),
             });
         }
         Ok(results)
@@ -553,48 +585,72 @@ pub(crate) async fn open_for_download(
         .map_err(|e| io_error(&e, path))?;
     let meta = file.metadata().await.map_err(|e| io_error(&e, path))?;
     if meta.is_dir() {
-        return Err(bad_request(format!("{path} is a directory")));
+        return Err(bad_request("path must be a file"));
     }
     Ok((file, meta.len()))
 }
 
-/// `GET /files/download?path=`: the file's bytes, streamed.
+/// `GET /files/download?path=`: the file's bytes, streamed, with the daemon's headers
+/// (`attachment` with a Latin-1 `filename` and an RFC 5987 `filename*`), then served as Go's
+/// `http.ServeFile` serves it (ranges, conditional requests; see [`serve_file`]).
 pub(crate) async fn download_file(
     State(state): State<AppState>,
     UrlPath(p): UrlPath<SandboxPath>,
     Query(q): Query<FileQuery>,
+    request_headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let target = state.toolbox_target(&p.sandbox_id)?;
     let path = required(&q.path, "path")?.to_string();
     let (file, len) = open_for_download(&target.layout, &path).await?;
-    let name = base_name(&path).replace(['"', '\\', '\r', '\n'], "_");
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
-            (header::CONTENT_LENGTH, len.to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{name}\""),
-            ),
-        ],
-        Body::from_stream(ReaderStream::new(tokio::io::AsyncReadExt::take(file, len))),
-    )
-        .into_response())
+    let modified = file
+        .metadata()
+        .await
+        .and_then(|m| m.modified())
+        .map_err(|e| io_error(&e, &path))?;
+    let name = lstat_name(&go_clean(&path));
+    let mut disposition = b"attachment; filename=\"".to_vec();
+    disposition.extend(latin1_filename(&name));
+    disposition.extend_from_slice(b"\"; filename*=utf-8''");
+    disposition.extend(
+        utf8_percent_encode(&name, ATTR_CHAR_ESCAPES)
+            .to_string()
+            .into_bytes(),
+    );
+    let disposition = HeaderValue::from_bytes(&disposition)
+        .map_err(|e| ApiError::daemon_internal("building the download headers", e))?;
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CONTENT_DISPOSITION, disposition);
+    for (name, value) in [
+        ("content-description", "File Transfer"),
+        ("content-type", "application/octet-stream"),
+        ("content-transfer-encoding", "binary"),
+        ("expires", "0"),
+        ("cache-control", "must-revalidate"),
+        ("pragma", "public"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    Ok(serve_file(&request_headers, headers, file, len, modified).await)
 }
 
 /// Stream `body` into `dest` (parents created 0755): written to a temporary file next to it,
-/// then renamed over it, so a reader never sees half a file. Returns the bytes written.
+/// then renamed over it, so a reader never sees half a file; an existing file's mode is kept.
+/// Returns the bytes written.
 pub(crate) async fn write_stream<S, E>(dest: &Path, mut body: S) -> io::Result<u64>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
-    if tokio::fs::metadata(dest).await.is_ok_and(|m| m.is_dir()) {
+    let existing = tokio::fs::metadata(dest).await.ok();
+    if existing.as_ref().is_some_and(|m| m.is_dir()) {
         return Err(io::Error::new(
             io::ErrorKind::IsADirectory,
             "destination is a directory",
         ));
     }
+    // The daemon truncates an existing file in place (`os.Create`), so it keeps its mode; a
+    // new one gets 0644.
+    let mode = existing.map_or(0o644, |m| m.permissions().mode() & 0o7777);
     let parent = dest
         .parent()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "destination has no parent"))?
@@ -620,7 +676,7 @@ where
         written += chunk.len() as u64;
     }
     file.flush().await?;
-    file.set_permissions(std::fs::Permissions::from_mode(0o644))
+    file.set_permissions(std::fs::Permissions::from_mode(mode))
         .await?;
     drop(file);
     let dest = dest.to_path_buf();
@@ -630,9 +686,62 @@ where
     Ok(written)
 }
 
-/// `POST /files/upload?path=` and `POST /files/upload-v2?path=`: one file, as multipart field
-/// `file` or as the raw body.
+/// Writes the multipart field `file` of `body` to `dest`; the errors Go's `c.FormFile("file")`
+/// gives when the body is not multipart or has no such field.
+async fn write_file_field(
+    dest: &Path,
+    content_type: &str,
+    body: Body,
+    write_err: impl Fn(io::Error) -> ApiError,
+) -> Result<(), ApiError> {
+    if !content_type.starts_with("multipart/form-data") {
+        return Err(bad_request(
+            "request Content-Type isn't multipart/form-data",
+        ));
+    }
+    let boundary = multer::parse_boundary(content_type)
+        .map_err(|e| bad_request(format!("invalid multipart form: {e}")))?;
+    let mut multipart = multer::Multipart::new(body.into_data_stream(), boundary);
+    loop {
+        let field = multipart
+            .next_field()
+            .await
+            .map_err(|e| bad_request(format!("invalid multipart form: {e}")))?
+            .ok_or_else(|| bad_request("http: no such file"))?;
+        if field.name() == Some("file") {
+            write_stream(dest, field).await.map_err(write_err)?;
+            return Ok(());
+        }
+    }
+}
+
+fn content_type(headers: &HeaderMap) -> &str {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+/// `POST /files/upload?path=`: multipart field `file` only (else 400), parents created;
+/// 200 with no body, as the v0.190.0 daemon answers.
 pub(crate) async fn upload_file(
+    State(state): State<AppState>,
+    UrlPath(p): UrlPath<SandboxPath>,
+    Query(q): Query<FileQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    let target = state.toolbox_target(&p.sandbox_id)?;
+    let path = required(&q.path, "path")?.to_string();
+    let resolved = target.layout.resolve(&path, true)?;
+    let write_err = |e: io::Error| bad_request(go_path_error("open", &path, &e));
+    write_file_field(&resolved.host, content_type(&headers), body, write_err).await?;
+    Ok(StatusCode::OK)
+}
+
+/// `POST /files/upload-v2?path=` (newer daemons): one file, as multipart field `file` or as
+/// the raw body; 200 `{name, path, type}`.
+pub(crate) async fn upload_file_v2(
     State(state): State<AppState>,
     UrlPath(p): UrlPath<SandboxPath>,
     Query(q): Query<FileQuery>,
@@ -642,28 +751,10 @@ pub(crate) async fn upload_file(
     let target = state.toolbox_target(&p.sandbox_id)?;
     let path = required(&q.path, "path")?.to_string();
     let resolved = target.layout.resolve(&path, true)?;
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let content_type = content_type(&headers);
     let write_err = |e: io::Error| bad_request(format!("failed to write {path}: {e}"));
     if content_type.starts_with("multipart/form-data") {
-        let boundary = multer::parse_boundary(content_type)
-            .map_err(|e| bad_request(format!("invalid multipart form: {e}")))?;
-        let mut multipart = multer::Multipart::new(body.into_data_stream(), boundary);
-        loop {
-            let field = multipart
-                .next_field()
-                .await
-                .map_err(|e| bad_request(format!("invalid multipart form: {e}")))?
-                .ok_or_else(|| bad_request("multipart form has no `file` field"))?;
-            if field.name() == Some("file") {
-                write_stream(&resolved.host, field)
-                    .await
-                    .map_err(write_err)?;
-                break;
-            }
-        }
+        write_file_field(&resolved.host, content_type, body, write_err).await?;
     } else {
         write_stream(&resolved.host, body.into_data_stream())
             .await
@@ -687,12 +778,33 @@ mod tests {
         let t = dir.path().join("t");
         std::fs::write(&t, "alpha\r\nbeta alpha\ngamma\n").unwrap();
         assert_eq!(
-            grep_file(&t, "alpha").unwrap(),
+            grep_file(&t, b"alpha").unwrap(),
             vec![(1, "alpha".to_string()), (2, "beta alpha".to_string())]
         );
         let b = dir.path().join("b");
         std::fs::write(&b, b"alpha\0").unwrap();
-        assert!(grep_file(&b, "alpha").is_none());
+        assert!(grep_file(&b, b"alpha").is_none());
+        // Go's scanner gives up at a line of 64 KiB: matches before it count, none after.
+        let long = dir.path().join("long");
+        let mut data = b"alpha 1\n".to_vec();
+        data.extend(std::iter::repeat_n(b'x', MAX_SCAN_LINE));
+        data.extend_from_slice(b"\nalpha 3\n");
+        std::fs::write(&long, data).unwrap();
+        assert_eq!(
+            grep_file(&long, b"alpha").unwrap(),
+            vec![(1, "alpha 1".to_string())]
+        );
+        let just_fits = dir.path().join("fits");
+        let mut data = vec![b'x'; MAX_SCAN_LINE - 1];
+        data.extend_from_slice(b"\nalpha\n");
+        std::fs::write(&just_fits, data).unwrap();
+        assert_eq!(
+            grep_file(&just_fits, b"alpha").unwrap(),
+            vec![(2, "alpha".to_string())]
+        );
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, b"").unwrap();
+        assert!(grep_file(&empty, b"alpha").is_none());
     }
 
     #[test]
@@ -700,17 +812,5 @@ mod tests {
         let (out, n) = replace_bytes(b"a-b-a", b"a", b"xy");
         assert_eq!(out, b"xy-b-xy");
         assert_eq!(n, 2);
-    }
-
-    #[test]
-    fn walk_is_sorted_preorder_without_following_links() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("b/c")).unwrap();
-        std::fs::write(dir.path().join("a"), "").unwrap();
-        std::fs::write(dir.path().join("b/c/d"), "").unwrap();
-        std::os::unix::fs::symlink("/etc", dir.path().join("e")).unwrap();
-        let mut seen = Vec::new();
-        walk(dir.path(), &mut |_, rel, _| seen.push(rel.to_string()));
-        assert_eq!(seen, ["a", "b", "b/c", "b/c/d", "e"]);
     }
 }

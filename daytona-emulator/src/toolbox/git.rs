@@ -55,6 +55,16 @@ fn repo_not_found(what: impl std::fmt::Display) -> ApiError {
     )
 }
 
+/// go-git's `repo.Head()` failure in a repository without commits, which v0.190.0's status and
+/// history routes answer with a plain 404.
+fn no_head() -> ApiError {
+    ApiError::daemon(
+        StatusCode::NOT_FOUND,
+        codes::NOT_FOUND,
+        "reference not found",
+    )
+}
+
 fn required<'a>(name: &str, value: &'a str) -> Result<&'a str, ApiError> {
     if value.trim().is_empty() {
         Err(bad_request(format!("{name} is required")))
@@ -406,10 +416,20 @@ pub(crate) async fn status(
     let raw = git
         .ok(
             Some(&repo.sandbox),
-            &["status", "--porcelain=v2", "--branch", "-z"],
+            // go-git lists every untracked file, never a directory of them.
+            &[
+                "status",
+                "--porcelain=v2",
+                "--branch",
+                "--untracked-files=all",
+                "-z",
+            ],
             false,
         )
         .await?;
+    if raw.split('\0').any(|r| r == "# branch.oid (initial)") {
+        return Err(no_head());
+    }
     Ok(Json(parse_status(&raw)))
 }
 
@@ -449,11 +469,24 @@ pub(crate) async fn commit(
     for key in ["GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"] {
         git.env.insert(key.into(), email.clone());
     }
-    let mut args = vec!["commit", "-m", req.message.as_str()];
+    // go-git stores the message as given: no whitespace clean-up and, unlike `-m`, no newline
+    // added; so the message goes through a file, kept verbatim.
+    let io_err = |e: std::io::Error| ApiError::daemon_internal("writing the commit message", e);
+    let mut message_file = tempfile::Builder::new()
+        .prefix("commit-msg-")
+        .tempfile_in(git.layout().state_host())
+        .map_err(io_err)?;
+    std::io::Write::write_all(&mut message_file, req.message.as_bytes()).map_err(io_err)?;
+    let message_path = git
+        .layout()
+        .state_path_for_command(message_file.path())
+        .ok_or_else(|| io_err(std::io::Error::other("message file outside the state dir")))?;
+    let mut args = vec!["commit", "--cleanup=verbatim", "-F", message_path.as_str()];
     if req.allow_empty == Some(true) {
         args.push("--allow-empty");
     }
     git.ok(Some(&repo.sandbox), &args, false).await?;
+    drop(message_file);
     let hash = git
         .ok(Some(&repo.sandbox), &["rev-parse", "HEAD"], false)
         .await?;
@@ -679,7 +712,7 @@ pub(crate) async fn history(
         return Ok(Json(parse_history(&out.stdout)));
     }
     if out.stderr.contains("does not have any commits yet") {
-        return Ok(Json(Vec::new()));
+        return Err(no_head());
     }
     Err(classify_failure(&out.stderr, &out.stdout, false))
 }

@@ -133,11 +133,24 @@ pub(crate) fn parse_history(raw: &str) -> Vec<GitCommitInfo> {
                 hash: fields.next()?.to_string(),
                 author: fields.next()?.to_string(),
                 email: fields.next()?.to_string(),
-                timestamp: fields.next()?.to_string(),
-                message: fields.next()?.trim_end().to_string(),
+                timestamp: go_json_time(fields.next()?),
+                // The raw message, as go-git's `commit.Message` (a CLI commit ends in `\n`).
+                message: fields.next()?.to_string(),
             })
         })
         .collect()
+}
+
+/// git's strict ISO 8601 time as Go's JSON writes a `time.Time`: the same, except that a zero
+/// offset is `Z`.
+fn go_json_time(iso: &str) -> String {
+    match iso
+        .strip_suffix("+00:00")
+        .or_else(|| iso.strip_suffix("-00:00"))
+    {
+        Some(base) => format!("{base}Z"),
+        None => iso.to_string(),
+    }
 }
 
 /// The daemon error for a failed git command: its `GIT_*` code and status from git's message
@@ -282,14 +295,17 @@ mod tests {
 
     #[test]
     fn history_is_read_with_multiline_messages() {
-        let raw = "h2\0Ann\0ann@x\x002026-01-02T00:00:00+00:00\0second\n\nbody\n\u{1e}\n\
-                   h1\0Bob\0bob@x\x002026-01-01T00:00:00+00:00\0first\n\u{1e}\n";
+        let raw = "h2\0Ann\0ann@x\x002026-01-02T00:00:00+02:00\0second\n\nbody\n\u{1e}\n\
+                   h1\0Bob\0bob@x\x002026-01-01T00:00:00+00:00\0first\u{1e}\n";
         let log = parse_history(raw);
         assert_eq!(log.len(), 2);
         assert_eq!(log[0].hash, "h2");
-        assert_eq!(log[0].message, "second\n\nbody");
+        // Raw messages, as go-git gives them; Go's RFC 3339 times (`Z` for a zero offset).
+        assert_eq!(log[0].message, "second\n\nbody\n");
+        assert_eq!(log[0].timestamp, "2026-01-02T00:00:00+02:00");
         assert_eq!(log[1].author, "Bob");
-        assert_eq!(log[1].timestamp, "2026-01-01T00:00:00+00:00");
+        assert_eq!(log[1].message, "first");
+        assert_eq!(log[1].timestamp, "2026-01-01T00:00:00Z");
     }
 
     #[test]

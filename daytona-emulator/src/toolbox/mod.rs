@@ -1,26 +1,28 @@
 //! The toolbox: the in-sandbox daemon's API, served under `/toolbox/{sandboxId}`.
 //!
 //! [`router`] has the routes (`/process/execute`, `/process/session*`, `/process/pty*` (a real
-//! pseudo-terminal), `/process/code-run`, `/git/*`, `/files*`, `/work-dir`, `/user-home-dir`,
-//! `/version`); every handler first asks
+//! pseudo-terminal), `/process/code-run`, `/git/*`, `/files*`, `/port*`, `/work-dir`,
+//! `/user-home-dir`, `/project-dir`, `/version`); every handler first asks
 //! [`AppState::toolbox_target`](crate::state::AppState::toolbox_target) for the sandbox, so an
 //! unknown or stopped sandbox is answered before anything runs. [`SandboxRuntime`] holds a
 //! sandbox's sessions and processes. Wire details (status codes, marker-labelled session logs,
-//! SDK-version gating, the multipart download format) follow the Daytona daemon; deviations are
+//! SDK-version gating, the multipart download format) follow the Daytona daemon v0.190.0;
+//! `CONFORMANCE.md` in the crate goes through them route by route, and deviations are also
 //! documented where they are made ([`SandboxRuntime`] for sessions, [`crate::layout`] for paths).
 
 mod code_run;
-mod command_log;
+mod computer_use;
 mod file_info;
 mod files;
 mod git;
 mod git_parse;
+mod go_fs;
+mod lsp;
+mod ports;
 mod process;
-mod process_tree;
-mod pty;
 mod pty_routes;
-mod runtime;
 mod sdk_version;
+mod serve_file;
 mod transfer;
 
 use axum::Json;
@@ -35,7 +37,7 @@ use serde::de::DeserializeOwned;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-pub use runtime::{RuntimeSnapshot, SandboxRuntime, SessionSnapshot};
+pub use crate::runtime::{RuntimeSnapshot, SandboxRuntime, SessionSnapshot};
 
 /// The daemon version `/version` reports.
 pub const DAEMON_VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"), "-emulator");
@@ -58,6 +60,41 @@ pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
     })
 }
 
+/// The daemon's 400 for a request body whose `field` fails the validator's `required` tag
+/// (a missing or empty value), in go-playground's words after `prefix`.
+pub(crate) fn missing_field(prefix: &str, request: &str, field: &str) -> ApiError {
+    ApiError::daemon(
+        StatusCode::BAD_REQUEST,
+        codes::INVALID_REQUEST_BODY,
+        format!(
+            "{prefix}Key: '{request}.{field}' Error:Field validation for '{field}' failed on \
+             the 'required' tag"
+        ),
+    )
+}
+
+/// The daemon's check of `envs` names (`^[A-Za-z_][A-Za-z0-9_]*$`): a 400 naming the first
+/// bad one.
+pub(crate) fn check_env_keys<'a>(
+    keys: impl IntoIterator<Item = &'a String>,
+) -> Result<(), ApiError> {
+    let valid = |key: &str| {
+        let mut bytes = key.bytes();
+        bytes
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+            && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    };
+    match keys.into_iter().find(|k| !valid(k)) {
+        Some(key) => Err(ApiError::daemon(
+            StatusCode::BAD_REQUEST,
+            codes::BAD_REQUEST,
+            format!("invalid environment variable name: '{key}'"),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The toolbox routes, to be nested at `/toolbox/{sandboxId}`.
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -69,6 +106,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/process/session/{sessionId}",
             get(process::get_session).delete(process::delete_session),
+        )
+        .route(
+            "/process/session/entrypoint/logs",
+            get(process::entrypoint_logs),
         )
         .route(
             "/process/session/{sessionId}/exec",
@@ -102,6 +143,8 @@ pub fn router() -> Router<AppState> {
         .route("/process/pty/{sessionId}/resize", post(pty_routes::resize))
         .route("/process/pty/{sessionId}/connect", get(pty_routes::connect))
         .route("/files", get(files::list_files).delete(files::delete_file))
+        // The daemon serves the list and delete with and without the trailing slash.
+        .route("/files/", get(files::list_files).delete(files::delete_file))
         .route("/files/info", get(files::file_info_route))
         .route("/files/folder", post(files::create_folder))
         .route("/files/move", post(files::move_file))
@@ -111,7 +154,7 @@ pub fn router() -> Router<AppState> {
         .route("/files/replace", post(files::replace_in_files))
         .route("/files/download", get(files::download_file))
         .route("/files/upload", post(files::upload_file))
-        .route("/files/upload-v2", post(files::upload_file))
+        .route("/files/upload-v2", post(files::upload_file_v2))
         .route("/files/bulk-upload", post(transfer::bulk_upload))
         .route("/files/bulk-download", post(transfer::bulk_download))
         .route("/git/clone", post(git::clone))
@@ -129,9 +172,15 @@ pub fn router() -> Router<AppState> {
         .route("/git/pull", post(git::pull))
         .route("/git/history", get(git::history))
         .route("/git/init", post(git::init))
+        .route("/port", get(ports::list))
+        .route("/port/{port}/in-use", get(ports::in_use))
         .route("/work-dir", get(work_dir))
         .route("/user-home-dir", get(user_home_dir))
+        // The daemon's older name for the home dir, still served.
+        .route("/project-dir", get(user_home_dir))
         .route("/version", get(version))
+        .merge(computer_use::routes())
+        .merge(lsp::routes())
 }
 
 /// `GET /work-dir`: where commands run by default (the home dir).

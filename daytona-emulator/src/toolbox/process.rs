@@ -20,12 +20,12 @@ use serde::Deserialize;
 
 use crate::error::ApiError;
 use crate::faults::WsDrop;
+use crate::runtime::command_log::{MarkerStripper, demux, strip_markers};
+use crate::runtime::{ExecMode, SessionCommand};
 use crate::state::AppState;
-use crate::toolbox::command_log::{MarkerStripper, demux, strip_markers};
 use crate::toolbox::files::bad_request;
-use crate::toolbox::runtime::SessionCommand;
 use crate::toolbox::sdk_version::OutputFormat;
-use crate::toolbox::{SandboxPath, close_socket, parse_json};
+use crate::toolbox::{SandboxPath, check_env_keys, close_socket, missing_field, parse_json};
 
 /// Largest WebSocket frame of log bytes, as the daemon reads them.
 const WS_READ_CHUNK: usize = 1024;
@@ -71,9 +71,17 @@ pub(crate) async fn execute(
 ) -> Result<Json<ExecuteResponse>, ApiError> {
     let target = state.toolbox_target(&p.sandbox_id)?;
     let req: ExecuteRequest = parse_json(&body)?;
-    if req.command.trim().is_empty() {
-        return Err(bad_request("empty command"));
+    if req.command.is_empty() {
+        return Err(missing_field(
+            "invalid request body: ",
+            "ExecuteRequest",
+            "Command",
+        ));
     }
+    if req.command.trim().is_empty() {
+        return Err(bad_request("command cannot be empty or whitespace-only"));
+    }
+    check_env_keys(req.envs.iter().flatten().map(|(k, _)| k))?;
     let mut env = target.env.clone();
     if !target.user.is_empty() {
         env.insert("USER".into(), target.user.clone());
@@ -120,7 +128,19 @@ pub(crate) async fn execute(
     }))
 }
 
-/// `POST /process/session`: 201, 409 if the id exists.
+/// The id the daemon keeps for the image entrypoint's session: it cannot be created, deleted,
+/// run in or written to through the session routes.
+const ENTRYPOINT_SESSION: &str = "entrypoint";
+
+/// The daemon's 400 for a session route used on the entrypoint session.
+fn entrypoint_refused(session_id: &str, what: &str) -> Result<(), ApiError> {
+    if session_id == ENTRYPOINT_SESSION {
+        return Err(bad_request(what));
+    }
+    Ok(())
+}
+
+/// `POST /process/session`: 201; 409 if the id exists; 400 for an empty or reserved id.
 pub(crate) async fn create_session(
     State(state): State<AppState>,
     UrlPath(p): UrlPath<SandboxPath>,
@@ -128,6 +148,13 @@ pub(crate) async fn create_session(
 ) -> Result<StatusCode, ApiError> {
     let target = state.toolbox_target(&p.sandbox_id)?;
     let req: CreateSessionRequest = parse_json(&body)?;
+    if req.session_id.is_empty() {
+        return Err(missing_field("", "CreateSessionRequest", "SessionId"));
+    }
+    entrypoint_refused(
+        &req.session_id,
+        "provided session ID is reserved and cannot be created/overridden",
+    )?;
     target.runtime.create_session(&req.session_id)?;
     Ok(StatusCode::CREATED)
 }
@@ -163,6 +190,7 @@ pub(crate) async fn delete_session(
     UrlPath(p): UrlPath<SessionPath>,
 ) -> Result<StatusCode, ApiError> {
     let target = state.toolbox_target(&p.sandbox_id)?;
+    entrypoint_refused(&p.session_id, "can't delete entrypoint session")?;
     target.runtime.delete_session(&p.session_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -175,17 +203,31 @@ pub(crate) async fn session_exec(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let target = state.toolbox_target(&p.sandbox_id)?;
+    entrypoint_refused(&p.session_id, "can't execute command in entrypoint session")?;
     let req: SessionExecuteRequest = parse_json(&body)?;
+    // The body is checked before the session is looked up, as in the daemon.
+    if req.command.is_empty() {
+        return Err(missing_field(
+            "invalid request body: ",
+            "SessionExecuteRequest",
+            "Command",
+        ));
+    }
+    if req.command.trim().is_empty() {
+        return Err(bad_request("command cannot be empty"));
+    }
     let session = target.runtime.session(&p.session_id)?;
     let run_async = req.is_async();
+    let mode = ExecMode {
+        run_async,
+        echo_input: !req.suppress_input_echo.unwrap_or(false),
+    };
     let mut env = target.env.clone();
     if !target.user.is_empty() {
         env.insert("USER".into(), target.user.clone());
         env.insert("LOGNAME".into(), target.user.clone());
     }
-    let cmd = target
-        .runtime
-        .exec(&session, &req.command, run_async, env)?;
+    let cmd = target.runtime.exec(&session, &req.command, mode, env)?;
     if run_async {
         return Ok((
             StatusCode::ACCEPTED,
@@ -240,11 +282,37 @@ pub(crate) async fn send_input(
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
     let target = state.toolbox_target(&p.sandbox_id)?;
+    entrypoint_refused(&p.session_id, "can't send input to entrypoint session")?;
     let req: SessionSendInputRequest = parse_json(&body)?;
+    if req.data.is_empty() {
+        return Err(missing_field("", "SessionSendInputRequest", "Data"));
+    }
     let session = target.runtime.session(&p.session_id)?;
     let cmd = session.command(&p.command_id)?;
     cmd.send_input(req.data.as_bytes()).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The command the daemon runs the image entrypoint as, in [`ENTRYPOINT_SESSION`].
+const ENTRYPOINT_COMMAND: &str = "entrypoint_command";
+
+/// `GET /process/session/entrypoint/logs`: the logs route for the entrypoint's command. An
+/// emulated sandbox runs no image entrypoint, so this answers what the daemon answers in a
+/// sandbox without one (404 `session not found`).
+pub(crate) async fn entrypoint_logs(
+    state: State<AppState>,
+    UrlPath(p): UrlPath<SandboxPath>,
+    query: Query<LogsQuery>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let path = CommandPath {
+        sandbox_id: p.sandbox_id,
+        session_id: ENTRYPOINT_SESSION.to_string(),
+        command_id: ENTRYPOINT_COMMAND.to_string(),
+    };
+    command_logs(state, UrlPath(path), query, uri, headers, upgrade).await
 }
 
 /// `GET .../command/{commandId}/logs`: the log so far (JSON or text by SDK version), or with a

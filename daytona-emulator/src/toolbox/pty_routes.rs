@@ -27,7 +27,7 @@ use base64::Engine;
 use daytona_api::pty::{
     PTY_CLOSE_ERROR, PTY_CLOSE_NORMAL, PTY_ENVS_SUBPROTOCOL_PREFIX, PTY_EXIT_CONTROL_SUBPROTOCOL,
     PtyCloseReason, PtyControlMessage, PtyCreateRequest, PtyCreateResponse, PtyListResponse,
-    PtyResizeRequest, PtySessionInfo,
+    PtySessionInfo,
 };
 use daytona_api::toolbox::codes;
 use serde::Deserialize;
@@ -36,8 +36,8 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use crate::error::ApiError;
 use crate::faults::WsDrop;
 use crate::layout::{CommandExtras, shell_single_quote};
+use crate::runtime::pty::{PtyExit, PtyOptions, PtySession};
 use crate::state::{AppState, ToolboxTarget};
-use crate::toolbox::pty::{PtyExit, PtyOptions, PtySession, SIZE_RANGE};
 use crate::toolbox::{SandboxPath, close_socket, parse_json};
 
 /// Default terminal size, as the SDKs' defaults.
@@ -68,16 +68,17 @@ fn bad_request(message: impl Into<String>) -> ApiError {
     ApiError::daemon(StatusCode::BAD_REQUEST, codes::BAD_REQUEST, message)
 }
 
-/// A terminal dimension: default when absent, 400 outside 1..=1000.
-fn dimension(name: &str, value: Option<u16>, default: u16) -> Result<u16, ApiError> {
-    let value = value.unwrap_or(default);
-    if SIZE_RANGE.contains(&value) {
-        Ok(value)
-    } else {
-        Err(bad_request(format!(
-            "{name} must be between 1 and 1000, got {value}"
-        )))
-    }
+/// Largest terminal dimension the daemon's REST routes take.
+const MAX_DIMENSION: u16 = 1000;
+
+/// The bare `{"error": ...}` 400 of the daemon's PTY routes.
+fn pty_bad_request(message: impl Into<String>) -> ApiError {
+    ApiError::daemon_bare(StatusCode::BAD_REQUEST, message)
+}
+
+/// A PTY route's JSON body; gin's bind error in the bare shape otherwise.
+fn parse_pty_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    parse_json(body).map_err(|e| pty_bad_request(e.message))
 }
 
 /// Starts (or, lazily, prepares) a PTY session in the sandbox.
@@ -87,27 +88,50 @@ fn create_session(
 ) -> Result<Arc<PtySession>, ApiError> {
     let id = req
         .id
-        .filter(|id| !id.trim().is_empty())
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let cols = dimension("cols", req.cols, DEFAULT_COLS)?;
-    let rows = dimension("rows", req.rows, DEFAULT_ROWS)?;
-    let cwd = match req.cwd.as_deref().filter(|c| !c.is_empty()) {
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| pty_bad_request("session ID is required"))?;
+    if target.runtime.pty(&id).is_ok() {
+        return Err(pty_exists(&id));
+    }
+    let cols = req.cols.unwrap_or(DEFAULT_COLS);
+    let rows = req.rows.unwrap_or(DEFAULT_ROWS);
+    for (name, value) in [("cols", cols), ("rows", rows)] {
+        if value > MAX_DIMENSION {
+            return Err(pty_bad_request(format!(
+                "invalid value for {name} - must be less than 1000"
+            )));
+        }
+    }
+    let lazy_start = req.lazy_start.unwrap_or(false);
+    let (cwd, workdir) = match req.cwd.as_deref().filter(|c| !c.is_empty()) {
         Some(cwd) => {
             let resolved = target.layout.resolve(cwd, true)?;
-            if !resolved.host.is_dir() {
-                return Err(bad_request(format!("cwd {cwd} is not a directory")));
-            }
-            resolved.sandbox
+            (resolved.sandbox, resolved.host)
         }
-        None => target.layout.home_dir().to_string(),
+        None => {
+            let home = target.layout.home_dir().to_string();
+            let resolved = target.layout.resolve(&home, true)?;
+            (home, resolved.host)
+        }
     };
-    let envs = req.envs.unwrap_or_default();
+    // A shell started now fails in a directory that is not there (a lazy one fails at its
+    // first attach instead, see `PtySession::start`).
+    if !lazy_start && !workdir.is_dir() {
+        return Err(ApiError::daemon_bare(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "failed to start PTY session",
+        ));
+    }
+    // The daemon stores its `TERM` default in the session's envs, so `GET` shows it.
+    let mut envs = req.envs.unwrap_or_default();
+    if envs.get("TERM").is_none_or(|t| t.is_empty()) {
+        envs.insert("TERM".into(), "xterm-256color".into());
+    }
     let mut env = target.env.clone();
     if !target.user.is_empty() {
         env.insert("USER".into(), target.user.clone());
         env.insert("LOGNAME".into(), target.user.clone());
     }
-    env.insert("TERM".into(), "xterm-256color".into());
     env.extend(envs.clone());
     let shell = target.layout.shell().to_string_lossy().into_owned();
     let launch = target.layout.command_spec_with(
@@ -122,10 +146,11 @@ fn create_session(
     let opts = PtyOptions {
         id: id.clone(),
         cwd,
+        workdir,
         envs,
         cols,
         rows,
-        lazy_start: req.lazy_start.unwrap_or(false),
+        lazy_start,
     };
     target
         .runtime
@@ -139,7 +164,7 @@ pub(crate) async fn create(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let target = state.toolbox_target(&p.sandbox_id)?;
-    let req: PtyCreateRequest = parse_json(&body)?;
+    let req: PtyCreateRequest = parse_pty_json(&body)?;
     let session = create_session(&target, req)?;
     Ok((
         StatusCode::CREATED,
@@ -161,39 +186,81 @@ pub(crate) async fn list(
     }))
 }
 
-/// `GET /process/pty/{id}`.
+/// The daemon's 409 for a PTY id in use.
+fn pty_exists(id: &str) -> ApiError {
+    ApiError::daemon_bare(
+        StatusCode::CONFLICT,
+        format!("PTY session with ID '{id}' already exists"),
+    )
+}
+
+/// The daemon's 404 for an unknown PTY id on `GET` and `DELETE`.
+fn pty_not_found() -> ApiError {
+    ApiError::daemon_bare(StatusCode::NOT_FOUND, "PTY session not found")
+}
+
+/// `GET /process/pty/{id}`: 404 `{"error":"PTY session not found"}` if unknown.
 pub(crate) async fn get(
     State(state): State<AppState>,
     UrlPath(p): UrlPath<PtyPath>,
 ) -> Result<Json<PtySessionInfo>, ApiError> {
     let target = state.toolbox_target(&p.sandbox_id)?;
-    Ok(Json(target.runtime.pty(&p.session_id)?.info()))
+    let session = target
+        .runtime
+        .pty(&p.session_id)
+        .map_err(|_| pty_not_found())?;
+    Ok(Json(session.info()))
 }
 
-/// `DELETE /process/pty/{id}`: kills the shell and everything it started; 200 `{message}`.
+/// `DELETE /process/pty/{id}`: kills the shell and everything it started; 200
+/// `{"message":"PTY session deleted"}`, 404 if unknown.
 pub(crate) async fn delete(
     State(state): State<AppState>,
     UrlPath(p): UrlPath<PtyPath>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let target = state.toolbox_target(&p.sandbox_id)?;
-    target.runtime.delete_pty(&p.session_id).await?;
-    Ok(Json(serde_json::json!({
-        "message": format!("PTY session {} deleted", p.session_id)
-    })))
+    target
+        .runtime
+        .delete_pty(&p.session_id)
+        .await
+        .map_err(|_| pty_not_found())?;
+    Ok(Json(
+        serde_json::json!({ "message": "PTY session deleted" }),
+    ))
 }
 
-/// `POST /process/pty/{id}/resize` `{cols, rows}`: the session info; 400 outside 1..=1000,
-/// 410 once the shell exited.
+/// `POST /process/pty/{id}/resize` `{cols, rows}`: the session info. 400 above 1000 (0 and
+/// missing values are taken, as the daemon's validator ignores the `binding` range); 410 for
+/// an unknown id or a shell that exited (a lazy session not started yet may be resized).
 pub(crate) async fn resize(
     State(state): State<AppState>,
     UrlPath(p): UrlPath<PtyPath>,
     body: Bytes,
 ) -> Result<Json<PtySessionInfo>, ApiError> {
     let target = state.toolbox_target(&p.sandbox_id)?;
-    let req: PtyResizeRequest = parse_json(&body)?;
-    let session = target.runtime.pty(&p.session_id)?;
+    let req: ResizeBody = parse_pty_json(&body)?;
+    for (name, value) in [("cols", req.cols), ("rows", req.rows)] {
+        if value > MAX_DIMENSION {
+            return Err(pty_bad_request(format!("{name} must be less than 1000")));
+        }
+    }
+    let session = target.runtime.pty(&p.session_id).map_err(|_| {
+        ApiError::daemon_bare(
+            StatusCode::GONE,
+            format!("PTY session {} not found", p.session_id),
+        )
+    })?;
     session.resize(req.cols, req.rows)?;
     Ok(Json(session.info()))
+}
+
+/// Body of the resize route: Go zero values for missing numbers.
+#[derive(Debug, Deserialize)]
+struct ResizeBody {
+    #[serde(default)]
+    cols: u16,
+    #[serde(default)]
+    rows: u16,
 }
 
 /// What the client offered in `Sec-WebSocket-Protocol`.
@@ -242,11 +309,8 @@ fn require_upgrade(
 fn parse_dimension(name: &str, raw: Option<&str>) -> Result<Option<u16>, ApiError> {
     raw.filter(|r| !r.is_empty())
         .map(|r| {
-            r.parse::<u16>().map_err(|_| {
-                bad_request(format!(
-                    "{name} must be a number between 1 and 1000, got {r:?}"
-                ))
-            })
+            r.parse::<u16>()
+                .map_err(|_| bad_request(format!("{name} must be a number up to 1000, got {r:?}")))
         })
         .transpose()
 }
@@ -368,12 +432,17 @@ async fn serve(
         return;
     }
     let Some(session) = session else {
-        let message = format!("PTY session {requested_id} not found");
+        let message =
+            format!("Failed to connect to PTY session: PTY session {requested_id} not found");
         fail(socket, exit_control, message).await;
         return;
     };
     if let Err(e) = session.start() {
-        fail(socket, exit_control, e.message).await;
+        let message = format!(
+            "Failed to connect to PTY session: failed to start PTY session: {}",
+            e.message
+        );
+        fail(socket, exit_control, message).await;
         return;
     }
     if !send_control(&mut socket, &PtyControlMessage::connected(), &mut sent).await {
@@ -542,10 +611,8 @@ mod tests {
     }
 
     #[test]
-    fn dimensions_are_checked() {
-        assert_eq!(dimension("cols", None, 80).unwrap(), 80);
-        assert!(dimension("cols", Some(0), 80).is_err());
-        assert!(dimension("rows", Some(1001), 24).is_err());
+    fn query_dimensions_are_parsed() {
+        assert_eq!(parse_dimension("cols", Some("0")).unwrap(), Some(0));
         assert!(parse_dimension("cols", Some("abc")).is_err());
         assert_eq!(parse_dimension("cols", Some("")).unwrap(), None);
     }

@@ -13,7 +13,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use daytona_api::toolbox::{BulkUploadResponse, FilesDownloadRequest, UploadedFileBytes};
+use daytona_api::toolbox::{FilesDownloadRequest, UploadedFileBytes, codes};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::io::ReaderStream;
@@ -21,7 +21,8 @@ use tokio_util::io::ReaderStream;
 use crate::error::ApiError;
 use crate::layout::SandboxLayout;
 use crate::state::AppState;
-use crate::toolbox::files::{bad_request, open_for_download, write_stream};
+use crate::toolbox::files::write_stream;
+use crate::toolbox::go_fs::go_path_error;
 use crate::toolbox::{SandboxPath, parse_json};
 
 /// The boundary the daemon uses for bulk downloads.
@@ -29,7 +30,7 @@ pub(crate) const DOWNLOAD_BOUNDARY: &str = "DAYTONA-FILE-BOUNDARY";
 /// Size of the pipe between the part writer and the response body.
 const PIPE_BUFFER: usize = 256 * 1024;
 /// RFC 5987 `attr-char`s are sent as is in `filename*`; every other byte is percent-encoded.
-const ATTR_CHAR_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC
+pub(crate) const ATTR_CHAR_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'!')
     .remove(b'#')
     .remove(b'$')
@@ -51,16 +52,20 @@ fn field_index(name: &str) -> &str {
         .unwrap_or(s)
 }
 
+/// The daemon's 400: `{errors, files}`, `files` being Go's nil slice (`null`) when nothing was
+/// written.
 fn upload_failed(errors: Vec<String>, files: Vec<UploadedFileBytes>) -> Response {
-    // The daemon's own shape (`errors`, `files`) plus `message`, which the SDKs show as the
-    // error text.
-    let body = serde_json::json!({
-        "statusCode": 400,
-        "message": errors.join("; "),
-        "errors": errors,
-        "files": files,
-    });
+    let body = serde_json::json!({ "errors": errors, "files": go_slice(files) });
     (StatusCode::BAD_REQUEST, Json(body)).into_response()
+}
+
+/// A Go slice built by `append` from nil, as JSON: `null` while empty.
+fn go_slice(files: Vec<UploadedFileBytes>) -> serde_json::Value {
+    if files.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::json!(files)
+    }
 }
 
 /// `POST /files/bulk-upload`: fields `files[i].path` (destination) then `files[i].file`
@@ -78,12 +83,9 @@ pub(crate) async fn bulk_upload(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let Ok(boundary) = multer::parse_boundary(content_type) else {
-        return Ok(upload_failed(
-            vec![format!(
-                "invalid multipart form: expected multipart/form-data with a boundary, got {content_type:?}"
-            )],
-            Vec::new(),
-        ));
+        // The daemon answers before it reads a part, without `files`.
+        let body = serde_json::json!({ "errors": ["invalid multipart form"] });
+        return Ok((StatusCode::BAD_REQUEST, Json(body)).into_response());
     };
     let mut multipart = multer::Multipart::new(body.into_data_stream(), boundary);
     let mut destinations: HashMap<String, String> = HashMap::new();
@@ -129,11 +131,7 @@ pub(crate) async fn bulk_upload(
     if !errors.is_empty() {
         return Ok(upload_failed(errors, files));
     }
-    Ok(Json(BulkUploadResponse {
-        files,
-        errors: None,
-    })
-    .into_response())
+    Ok(Json(serde_json::json!({ "files": go_slice(files) })).into_response())
 }
 
 /// `POST /files/bulk-download` `{paths}`: 200 `multipart/form-data`, one part per path in
@@ -145,12 +143,16 @@ pub(crate) async fn bulk_download(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let target = state.toolbox_target(&p.sandbox_id)?;
-    let req: FilesDownloadRequest = parse_json(&body)
-        .map_err(|_| bad_request("request body must be {\"paths\": [ ... ]} and non-empty"))?;
-    if req.paths.is_empty() {
-        return Err(bad_request(
+    // gin's bare `{"error": ...}`, as the daemon aborts with.
+    let refused = || {
+        ApiError::daemon_bare(
+            StatusCode::BAD_REQUEST,
             "request body must be {\"paths\": [ ... ]} and non-empty",
-        ));
+        )
+    };
+    let req: FilesDownloadRequest = parse_json(&body).map_err(|_| refused())?;
+    if req.paths.is_empty() {
+        return Err(refused());
     }
     let (writer, reader) = tokio::io::duplex(PIPE_BUFFER);
     let layout = target.layout.clone();
@@ -170,36 +172,102 @@ pub(crate) async fn bulk_download(
         .into_response())
 }
 
-/// `filename` as a quoted-string: `\` and `"` escaped, CR and LF percent-encoded (they would
-/// end the header line).
-fn quoted_filename(path: &str) -> String {
-    let mut out = String::with_capacity(path.len() + 2);
-    out.push('"');
-    for c in path.chars() {
+/// The daemon's `filename="..."` for a download: `\\` and `"` escaped, CR, LF and NUL dropped,
+/// other control characters and anything beyond Latin-1 as `_`, the rest as Latin-1 bytes.
+pub(crate) fn latin1_filename(name: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(name.len());
+    for c in name.chars() {
         match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\r' => out.push_str("%0D"),
-            '\n' => out.push_str("%0A"),
-            c => out.push(c),
+            '\\' => out.extend_from_slice(b"\\\\"),
+            '"' => out.extend_from_slice(b"\\\""),
+            '\r' | '\n' | '\0' => {}
+            c if u32::from(c) > 0xFF || u32::from(c) < 0x20 || c == '\x7f' => out.push(b'_'),
+            // Latin-1 fits one byte by the guard above.
+            c => out.push(u8::try_from(u32::from(c)).unwrap_or(b'_')),
         }
     }
-    out.push('"');
     out
 }
 
-/// The header block of one part.
-pub(crate) fn part_header(name: &str, path: &str, content_type: &str, len: Option<u64>) -> String {
+/// The header block of one part, as the daemon writes it: `filename` in Latin-1 (see
+/// [`latin1_filename`]) and the exact path in `filename*`, which clients prefer; headers in
+/// the sorted order Go's multipart writer puts them in.
+pub(crate) fn part_header(name: &str, path: &str, content_type: &str, len: Option<u64>) -> Vec<u8> {
     let mut h = format!(
-        "--{DOWNLOAD_BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; filename={}; filename*=utf-8''{}\r\nContent-Type: {content_type}\r\n",
-        quoted_filename(path),
-        utf8_percent_encode(path, ATTR_CHAR_ESCAPES),
+        "--{DOWNLOAD_BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\""
+    )
+    .into_bytes();
+    h.extend(latin1_filename(path));
+    h.extend(
+        format!(
+            "\"; filename*=utf-8''{}\r\n",
+            utf8_percent_encode(path, ATTR_CHAR_ESCAPES),
+        )
+        .into_bytes(),
     );
     if let Some(len) = len {
-        h.push_str(&format!("Content-Length: {len}\r\n"));
+        h.extend(format!("Content-Length: {len}\r\n").into_bytes());
     }
-    h.push_str("\r\n");
+    h.extend(format!("Content-Type: {content_type}\r\n\r\n").into_bytes());
     h
+}
+
+/// The error part's status, code and message for `path`, as the daemon classifies the open.
+fn download_error(path: &str, e: &std::io::Error) -> ApiError {
+    let (status, code, message) = match e.kind() {
+        std::io::ErrorKind::NotFound => (
+            StatusCode::NOT_FOUND,
+            codes::FILE_NOT_FOUND,
+            format!("file not found: {path}"),
+        ),
+        std::io::ErrorKind::PermissionDenied => (
+            StatusCode::FORBIDDEN,
+            codes::FILE_ACCESS_DENIED,
+            format!("permission denied: {path}"),
+        ),
+        std::io::ErrorKind::InvalidInput => (
+            StatusCode::BAD_REQUEST,
+            codes::INVALID_FILE_PATH,
+            format!("invalid file path: {path}"),
+        ),
+        _ => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            codes::FILE_READ_FAILED,
+            format!("failed to open file: {}", go_path_error("open", path, e)),
+        ),
+    };
+    ApiError::daemon(status, code, message)
+}
+
+/// Opens one requested path of a bulk download: the file and its length, or the error part's
+/// error (`fs/download_files.go`'s `openDownloadFile`).
+async fn open_for_bulk(
+    layout: &SandboxLayout,
+    path: &str,
+) -> Result<(tokio::fs::File, u64), ApiError> {
+    if path.is_empty() {
+        return Err(ApiError::daemon(
+            StatusCode::BAD_REQUEST,
+            codes::INVALID_FILE_PATH,
+            "invalid file path: path is empty",
+        ));
+    }
+    let resolved = layout.resolve(path, true)?;
+    let file = tokio::fs::File::open(&resolved.host)
+        .await
+        .map_err(|e| download_error(path, &e))?;
+    let meta = file
+        .metadata()
+        .await
+        .map_err(|e| download_error(path, &e))?;
+    if meta.is_dir() {
+        return Err(ApiError::daemon(
+            StatusCode::BAD_REQUEST,
+            codes::INVALID_FILE_PATH,
+            format!("invalid file path: path points to a directory: {path}"),
+        ));
+    }
+    Ok((file, meta.len()))
 }
 
 async fn write_parts(
@@ -208,12 +276,12 @@ async fn write_parts(
     mut w: tokio::io::DuplexStream,
 ) -> std::io::Result<()> {
     for path in paths {
-        match open_for_download(layout, &path).await {
+        match open_for_bulk(layout, &path).await {
             Ok((file, len)) => {
                 let mime = mime_guess::from_path(&path)
                     .first_raw()
                     .unwrap_or("application/octet-stream");
-                w.write_all(part_header("file", &path, mime, Some(len)).as_bytes())
+                w.write_all(&part_header("file", &path, mime, Some(len)))
                     .await?;
                 let copied = tokio::io::copy(&mut file.take(len), &mut w).await?;
                 if copied != len {
@@ -224,17 +292,17 @@ async fn write_parts(
                 }
             }
             Err(e) => {
-                let body =
-                    serde_json::to_vec(&e.body("POST", "/files/bulk-download")).unwrap_or_default();
-                w.write_all(
-                    part_header(
-                        "error",
-                        &path,
-                        "application/json; charset=utf-8",
-                        Some(body.len() as u64),
-                    )
-                    .as_bytes(),
-                )
+                // The daemon's error part: `path` is the requested file, and there is no
+                // `Content-Length`.
+                let mut body = e.body("POST", "/files/bulk-download");
+                body["path"] = serde_json::Value::String(path.clone());
+                let body = serde_json::to_vec(&body).unwrap_or_default();
+                w.write_all(&part_header(
+                    "error",
+                    &path,
+                    "application/json; charset=utf-8",
+                    None,
+                ))
                 .await?;
                 w.write_all(&body).await?;
             }
@@ -253,11 +321,17 @@ mod tests {
 
     #[test]
     fn headers_carry_the_exact_path() {
-        let h = part_header("file", "/tmp/a b/ü\"x.txt", "text/plain", Some(3));
+        let h = part_header("file", "/tmp/a b/ü\"x€.txt", "text/plain", Some(3));
+        let h = String::from_utf8_lossy(&h).into_owned();
         assert!(h.starts_with("--DAYTONA-FILE-BOUNDARY\r\n"));
-        assert!(h.contains("name=\"file\"; filename=\"/tmp/a b/ü\\\"x.txt\"; "));
-        assert!(h.contains("filename*=utf-8''%2Ftmp%2Fa%20b%2F%C3%BC%22x.txt\r\n"));
-        assert!(h.contains("Content-Length: 3\r\n\r\n"));
+        // Latin-1 in `filename` (ü is one byte, € beyond Latin-1 is `_`), UTF-8 in `filename*`.
+        assert!(
+            h.contains("name=\"file\"; filename=\"/tmp/a b/\u{fffd}\\\"x_.txt\"; "),
+            "{h}"
+        );
+        assert!(h.contains("filename*=utf-8''%2Ftmp%2Fa%20b%2F%C3%BC%22x%E2%82%AC.txt\r\n"));
+        assert!(h.contains("Content-Length: 3\r\nContent-Type: text/plain\r\n\r\n"));
+        assert_eq!(latin1_filename("a\rb\nc\0d\x01\\"), b"abcd_\\\\");
     }
 
     #[test]

@@ -110,6 +110,24 @@ impl Fixture {
         self.req(Method::DELETE, path)
     }
 
+    /// Sends `method path` with an optional raw JSON body; the status and the JSON answer.
+    pub async fn call_json(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&str>,
+    ) -> (reqwest::StatusCode, Value) {
+        let mut req = self.req(method, path);
+        if let Some(body) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        (status, resp.json().await.expect("a JSON body"))
+    }
+
     pub fn target(&self) -> ToolboxTarget {
         self.emu
             .state()

@@ -211,6 +211,9 @@ async fn exec_in(
             token: session.id(),
         }),
         run_async: Some(true),
+        // The daemon copies what `/input` sends into the command's log as stdout unless told
+        // not to; stdin relayed to the command is not its output.
+        suppress_input_echo: Some(true),
         ..SessionExecuteRequest::default()
     };
     let response = attached

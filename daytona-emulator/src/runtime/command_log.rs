@@ -113,6 +113,9 @@ pub(crate) struct LogProgress {
 pub(crate) struct CommandLog {
     path: PathBuf,
     progress: watch::Sender<LogProgress>,
+    /// Held across each append and its length update, so with two writers (the output pump
+    /// and echoed input) the published length always ends at a whole chunk.
+    appending: tokio::sync::Mutex<()>,
 }
 
 impl CommandLog {
@@ -122,6 +125,7 @@ impl CommandLog {
         Ok(CommandLog {
             path,
             progress: watch::Sender::new(LogProgress::default()),
+            appending: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -135,7 +139,7 @@ impl CommandLog {
         self.progress.subscribe()
     }
 
-    /// Open the log for appending (the single writer).
+    /// Open the log for appending.
     pub(crate) async fn writer(&self) -> io::Result<LogWriter<'_>> {
         let file = tokio::fs::OpenOptions::new()
             .append(true)
@@ -197,6 +201,7 @@ impl LogWriter<'_> {
         if data.is_empty() {
             return Ok(());
         }
+        let _turn = self.log.appending.lock().await;
         self.file.write_all(data).await?;
         self.file.flush().await?;
         let added = data.len() as u64;

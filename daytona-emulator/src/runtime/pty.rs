@@ -18,6 +18,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -25,7 +26,6 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use bytes::Bytes;
 use daytona_api::pty::PtySessionInfo;
-use daytona_api::toolbox::codes;
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::pty::{PtyMaster, grantpt, posix_openpt, ptsname_r, unlockpt};
@@ -37,7 +37,7 @@ use tokio::sync::{broadcast, watch};
 
 use crate::error::ApiError;
 use crate::layout::PreparedCommand;
-use crate::state::lock;
+use crate::sync::lock;
 
 /// Bytes of output kept for clients that attach later.
 const HISTORY_LIMIT: usize = 64 * 1024;
@@ -47,8 +47,6 @@ const FANOUT_BUFFER: usize = 1024;
 const EXIT_DRAIN: Duration = Duration::from_millis(300);
 /// Largest read from the master.
 const READ_CHUNK: usize = 8 * 1024;
-/// Terminal sizes the API accepts (per `PtyResizeRequest`).
-pub(crate) const SIZE_RANGE: std::ops::RangeInclusive<u16> = 1..=1000;
 
 /// How a PTY's shell ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +86,8 @@ pub(crate) struct PtyOptions {
     pub(crate) id: String,
     /// Sandbox path the shell starts in.
     pub(crate) cwd: String,
+    /// Its host directory, which must exist when the shell starts.
+    pub(crate) workdir: PathBuf,
     /// The extra environment (reported by `GET`, values never logged).
     pub(crate) envs: BTreeMap<String, String>,
     /// Columns.
@@ -137,7 +137,7 @@ impl PtySession {
         let (output, _) = broadcast::channel(FANOUT_BUFFER);
         let session = Arc::new(PtySession {
             size: Mutex::new((opts.cols, opts.rows)),
-            created_at: crate::state::rfc3339(chrono::Utc::now()),
+            created_at: crate::timestamp::rfc3339(chrono::Utc::now()),
             opts,
             launch: Mutex::new(Some(launch)),
             running: Mutex::new(None),
@@ -162,9 +162,31 @@ impl PtySession {
 
     /// Starts the shell if it has not started yet (lazy sessions start on first attach).
     pub(crate) fn start(self: &Arc<Self>) -> Result<(), ApiError> {
-        let Some(launch) = lock(&self.launch).take() else {
+        let mut pending = lock(&self.launch);
+        if pending.is_none() {
+            return Ok(());
+        }
+        // The daemon's `pty.StartWithSize` fails on a working directory that is not there (a
+        // lazy session's is only looked at now); the launch stays, as the daemon keeps the
+        // session and lets a later attach try again.
+        let missing = match std::fs::metadata(&self.opts.workdir) {
+            Ok(m) if m.is_dir() => None,
+            Ok(_) => Some("not a directory".to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Some("no such file or directory".to_string())
+            }
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(why) = missing {
+            return Err(ApiError::daemon_bare(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("pty.StartWithSize: chdir {}: {why}", self.opts.cwd),
+            ));
+        }
+        let Some(launch) = pending.take() else {
             return Ok(());
         };
+        drop(pending);
         let (cols, rows) = *lock(&self.size);
         let (master, slave) = open_pty(cols, rows)?;
         let mut command = tokio::process::Command::new(&launch.spec.program);
@@ -287,21 +309,16 @@ impl PtySession {
         Ok(())
     }
 
-    /// Sets the terminal size (`TIOCSWINSZ`, which signals `SIGWINCH` to the foreground job).
-    /// 400 outside 1..=1000, 410 once the shell exited.
+    /// Sets the terminal size (`TIOCSWINSZ`, which signals `SIGWINCH` to the foreground job);
+    /// the caller checked the range. 410 once the shell exited.
     pub(crate) fn resize(&self, cols: u16, rows: u16) -> Result<(), ApiError> {
-        if !SIZE_RANGE.contains(&cols) || !SIZE_RANGE.contains(&rows) {
-            return Err(ApiError::daemon(
-                StatusCode::BAD_REQUEST,
-                codes::BAD_REQUEST,
-                format!("cols and rows must be between 1 and 1000, got {cols}x{rows}"),
-            ));
-        }
         if self.exit().is_some() {
-            return Err(ApiError::daemon(
+            return Err(ApiError::daemon_bare(
                 StatusCode::GONE,
-                codes::GONE,
-                format!("PTY session {} has exited", self.opts.id),
+                format!(
+                    "PTY session '{}' has terminated and cannot be resized",
+                    self.opts.id
+                ),
             ));
         }
         let running = lock(&self.running);

@@ -1,4 +1,9 @@
-//! [`SandboxRuntime`]: the sessions and processes alive in one sandbox.
+//! [`SandboxRuntime`]: the sessions, PTYs and processes alive in one sandbox. The toolbox
+//! routes drive it; the control plane creates one per sandbox start and shuts it down on stop.
+
+pub(crate) mod command_log;
+pub(crate) mod process_tree;
+pub(crate) mod pty;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -7,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use daytona_api::toolbox::{self as dto, codes};
+use daytona_api::toolbox::{self as dto, STDOUT_MARKER, codes};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -18,9 +23,9 @@ use workspace_local::runner::{Leftovers, RunOptions, RunOutcome, run_tracked};
 
 use crate::error::ApiError;
 use crate::layout::{PreparedCommand, SandboxLayout, shell_single_quote};
-use crate::state::lock;
-use crate::toolbox::command_log::{CommandLog, Labeller, Stream};
-use crate::toolbox::pty::PtySession;
+use crate::runtime::command_log::{CommandLog, Labeller, Stream};
+use crate::runtime::pty::PtySession;
+use crate::sync::lock;
 
 /// Bytes of each stream a session command's process may hold unread by the log pump; past
 /// that the process blocks writing (as the daemon's labelling pipes make it), so the log gets
@@ -37,7 +42,7 @@ const TASK_SETTLE: Duration = Duration::from_secs(10);
 pub struct RuntimeSnapshot {
     /// Live sessions, by id.
     pub sessions: Vec<SessionSnapshot>,
-    /// PTY session ids (running or exited, until deleted).
+    /// PTY session ids (until deleted or their shell exits).
     pub ptys: Vec<String>,
     /// Process groups of this sandbox with members still alive (session commands, processes a
     /// `/process/execute` command left in the background, executes in flight, and running
@@ -90,6 +95,15 @@ struct Inner {
     stop: CancellationToken,
 }
 
+impl Inner {
+    /// Drops PTY sessions whose shell exited: the daemon deletes a PTY session as soon as its
+    /// shell ends (`process/pty/session.go`), so it is no longer listed, got, resized or
+    /// deleted. Their processes were killed when the exit was recorded.
+    fn forget_exited_ptys(&mut self) {
+        self.ptys.retain(|_, p| p.exit().is_none());
+    }
+}
+
 /// One emulated shell session.
 #[derive(Debug)]
 pub(crate) struct Session {
@@ -111,6 +125,9 @@ pub(crate) struct SessionCommand {
     exit: watch::Sender<Option<i32>>,
     /// Whether the command's stdin stays open for `/input` (async commands).
     accepts_input: bool,
+    /// Whether input sent to it is also written to its log as stdout (the daemon's default;
+    /// `suppressInputEcho` turns it off).
+    echo_input: bool,
     /// The process, once the command got its turn.
     process: Mutex<Option<Arc<BackgroundProcess>>>,
     /// Input sent while the command waited for its turn; held while input is written, so
@@ -194,7 +211,12 @@ impl SandboxRuntime {
         }
         RuntimeSnapshot {
             sessions,
-            ptys: inner.ptys.keys().cloned().collect(),
+            ptys: inner
+                .ptys
+                .iter()
+                .filter(|(_, p)| p.exit().is_none())
+                .map(|(id, _)| id.clone())
+                .collect(),
             live_processes: live,
         }
     }
@@ -208,10 +230,9 @@ impl SandboxRuntime {
     ) -> Result<Arc<PtySession>, ApiError> {
         let mut inner = lock(&self.inner);
         if inner.ptys.contains_key(id) {
-            return Err(ApiError::daemon(
+            return Err(ApiError::daemon_bare(
                 StatusCode::CONFLICT,
-                codes::CONFLICT,
-                format!("PTY session {id} already exists"),
+                format!("PTY session with ID '{id}' already exists"),
             ));
         }
         let session = make()?;
@@ -219,26 +240,27 @@ impl SandboxRuntime {
         Ok(session)
     }
 
-    /// The PTY session with this id: 404 if unknown.
+    /// The PTY session with this id: 404 if unknown or its shell exited.
     pub(crate) fn pty(&self, id: &str) -> Result<Arc<PtySession>, ApiError> {
-        lock(&self.inner)
-            .ptys
-            .get(id)
-            .cloned()
-            .ok_or_else(|| pty_not_found(id))
+        let mut inner = lock(&self.inner);
+        inner.forget_exited_ptys();
+        inner.ptys.get(id).cloned().ok_or_else(|| pty_not_found(id))
     }
 
-    /// Every PTY session, by id.
+    /// Every PTY session whose shell has not exited, by id.
     pub(crate) fn ptys(&self) -> Vec<Arc<PtySession>> {
-        lock(&self.inner).ptys.values().cloned().collect()
+        let mut inner = lock(&self.inner);
+        inner.forget_exited_ptys();
+        inner.ptys.values().cloned().collect()
     }
 
-    /// Kills a PTY session's processes and forgets it: 404 if unknown.
+    /// Kills a PTY session's processes and forgets it: 404 if unknown or its shell exited.
     pub(crate) async fn delete_pty(&self, id: &str) -> Result<(), ApiError> {
-        let session = lock(&self.inner)
-            .ptys
-            .remove(id)
-            .ok_or_else(|| pty_not_found(id))?;
+        let session = {
+            let mut inner = lock(&self.inner);
+            inner.forget_exited_ptys();
+            inner.ptys.remove(id).ok_or_else(|| pty_not_found(id))?
+        };
         session.terminate().await;
         Ok(())
     }
@@ -272,19 +294,12 @@ impl SandboxRuntime {
 
     /// Create a session: 409 if the id is taken.
     pub(crate) fn create_session(&self, id: &str) -> Result<(), ApiError> {
-        if id.trim().is_empty() {
-            return Err(ApiError::daemon(
-                StatusCode::BAD_REQUEST,
-                codes::BAD_REQUEST,
-                "sessionId is required",
-            ));
-        }
         let mut inner = lock(&self.inner);
         if inner.sessions.contains_key(id) {
             return Err(ApiError::daemon(
                 StatusCode::CONFLICT,
                 codes::CONFLICT,
-                format!("session {id} already exists"),
+                "session already exists",
             ));
         }
         // Session ids are caller text: the directory gets a name of its own, never the id. A
@@ -313,13 +328,11 @@ impl SandboxRuntime {
 
     /// The session with this id: 404 if unknown.
     pub(crate) fn session(&self, id: &str) -> Result<Arc<Session>, ApiError> {
-        lock(&self.inner).sessions.get(id).cloned().ok_or_else(|| {
-            ApiError::daemon(
-                StatusCode::NOT_FOUND,
-                codes::NOT_FOUND,
-                format!("session {id} not found"),
-            )
-        })
+        lock(&self.inner)
+            .sessions
+            .get(id)
+            .cloned()
+            .ok_or_else(session_not_found)
     }
 
     /// All sessions, by id.
@@ -329,33 +342,24 @@ impl SandboxRuntime {
 
     /// Delete a session, killing its commands: 404 if unknown.
     pub(crate) async fn delete_session(&self, id: &str) -> Result<(), ApiError> {
-        let session = lock(&self.inner).sessions.remove(id).ok_or_else(|| {
-            ApiError::daemon(
-                StatusCode::NOT_FOUND,
-                codes::NOT_FOUND,
-                format!("session {id} not found"),
-            )
-        })?;
+        let session = lock(&self.inner)
+            .sessions
+            .remove(id)
+            .ok_or_else(session_not_found)?;
         session.end().await;
         Ok(())
     }
 
     /// Queue `command` in `session` with the sandbox env `env`. Returns at once; the command
-    /// runs when the session's previous commands are done.
+    /// runs when the session's previous commands are done. The caller has checked that the
+    /// command is not blank.
     pub(crate) fn exec(
         &self,
         session: &Arc<Session>,
         command: &str,
-        run_async: bool,
+        mode: ExecMode,
         env: BTreeMap<String, String>,
     ) -> Result<Arc<SessionCommand>, ApiError> {
-        if command.trim().is_empty() {
-            return Err(ApiError::daemon(
-                StatusCode::BAD_REQUEST,
-                codes::BAD_REQUEST,
-                "command cannot be empty",
-            ));
-        }
         if session.ended.is_cancelled() {
             return Err(ApiError::daemon(
                 StatusCode::GONE,
@@ -373,7 +377,8 @@ impl SandboxRuntime {
             id,
             command: command.to_string(),
             exit: watch::Sender::new(None),
-            accepts_input: run_async,
+            accepts_input: mode.run_async,
+            echo_input: mode.echo_input,
             process: Mutex::new(None),
             input: tokio::sync::Mutex::new(Vec::new()),
             log,
@@ -391,6 +396,29 @@ impl SandboxRuntime {
         tasks.push(task);
         Ok(cmd)
     }
+}
+
+/// How a session command runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ExecMode {
+    /// Answer at once and keep stdin open for `/input`.
+    pub(crate) run_async: bool,
+    /// Write input sent to the command into its log too.
+    pub(crate) echo_input: bool,
+}
+
+impl ExecMode {
+    /// A synchronous command (stdin closed).
+    #[cfg(test)]
+    pub(crate) const SYNC: ExecMode = ExecMode {
+        run_async: false,
+        echo_input: true,
+    };
+}
+
+/// The daemon's 404 for an unknown session id.
+fn session_not_found() -> ApiError {
+    ApiError::daemon(StatusCode::NOT_FOUND, codes::NOT_FOUND, "session not found")
 }
 
 fn pty_not_found(id: &str) -> ApiError {
@@ -446,11 +474,7 @@ impl Session {
             .find(|c| c.id == cmd_id)
             .cloned()
             .ok_or_else(|| {
-                ApiError::daemon(
-                    StatusCode::NOT_FOUND,
-                    codes::NOT_FOUND,
-                    format!("command {cmd_id} not found in session {}", self.id),
-                )
+                ApiError::daemon(StatusCode::NOT_FOUND, codes::NOT_FOUND, "command not found")
             })
     }
 
@@ -478,11 +502,11 @@ impl Session {
         let escaped: Vec<u32> = processes
             .iter()
             .filter_map(|p| p.pid())
-            .flat_map(super::process_tree::descendants)
+            .flat_map(process_tree::descendants)
             .collect();
-        super::process_tree::signal_all(&escaped, nix::sys::signal::Signal::SIGTERM);
+        process_tree::signal_all(&escaped, nix::sys::signal::Signal::SIGTERM);
         futures::future::join_all(processes.iter().map(|p| p.kill())).await;
-        super::process_tree::signal_all(&escaped, nix::sys::signal::Signal::SIGKILL);
+        process_tree::signal_all(&escaped, nix::sys::signal::Signal::SIGKILL);
         let tasks = std::mem::take(&mut *lock(&self.tasks));
         for task in tasks {
             if tokio::time::timeout(TASK_SETTLE, task).await.is_err() {
@@ -535,13 +559,15 @@ impl SessionCommand {
         }
     }
 
-    /// Write `data` to the command's stdin: 410 once it finished, 400 for a sync command.
+    /// Write `data` to the command's stdin, with a newline added when it lacks one (for
+    /// `read`), and echo it to the log as stdout unless the command suppresses that: 410 once
+    /// it finished, 400 for a sync command.
     pub(crate) async fn send_input(&self, data: &[u8]) -> Result<(), ApiError> {
-        if self.exit_code().is_some() {
+        if let Some(code) = self.exit_code() {
             return Err(ApiError::daemon(
                 StatusCode::GONE,
                 codes::COMMAND_ALREADY_COMPLETED,
-                format!("command {} has already completed", self.id),
+                format!("command has already completed with exit code {code}"),
             ));
         }
         if !self.accepts_input {
@@ -554,6 +580,29 @@ impl SessionCommand {
                 ),
             ));
         }
+        let mut line = data.to_vec();
+        if !line.ends_with(b"\n") {
+            line.push(b'\n');
+        }
+        self.write_input(&line).await?;
+        if self.echo_input {
+            let mut echoed = STDOUT_MARKER.to_vec();
+            echoed.extend_from_slice(&line);
+            let mut writer = self
+                .log
+                .writer()
+                .await
+                .map_err(|e| ApiError::daemon_internal("echoing input to the log", e))?;
+            writer
+                .append(&echoed)
+                .await
+                .map_err(|e| ApiError::daemon_internal("echoing input to the log", e))?;
+        }
+        Ok(())
+    }
+
+    /// Hands `data` to the process, or queues it until the command gets its turn.
+    async fn write_input(&self, data: &[u8]) -> Result<(), ApiError> {
         let mut queued = self.input.lock().await;
         let Some(process) = self.process() else {
             queued.extend_from_slice(data);
@@ -753,17 +802,17 @@ mod tests {
             .exec(
                 &s,
                 "mkdir -p sub && cd sub && export GREETING='hi there'",
-                false,
+                ExecMode::SYNC,
                 env.clone(),
             )
             .unwrap();
         assert_eq!(a.wait(s.ended()).await, Some(0));
         let b = rt
-            .exec(&s, "pwd; echo \"$GREETING\"; exit 3", false, env)
+            .exec(&s, "pwd; echo \"$GREETING\"; exit 3", ExecMode::SYNC, env)
             .unwrap();
         assert_eq!(b.wait(s.ended()).await, Some(3));
         let log = b.log().read_all().await.unwrap();
-        let (out, _) = crate::toolbox::command_log::demux(&log);
+        let (out, _) = crate::runtime::command_log::demux(&log);
         let out = String::from_utf8(out).unwrap();
         assert!(out.ends_with("/home/sub\nhi there\n"), "{out:?}");
         rt.shutdown().await;
@@ -781,10 +830,10 @@ mod tests {
         let s = rt.session("s").unwrap();
         let big = "head -c 25165824 /dev/zero | tr '\\0'";
         let line = format!("{big} e >&2 & {big} o; wait; printf END");
-        let c = rt.exec(&s, &line, false, BTreeMap::new()).unwrap();
+        let c = rt.exec(&s, &line, ExecMode::SYNC, BTreeMap::new()).unwrap();
         assert_eq!(c.wait(s.ended()).await, Some(0));
         let log = c.log().read_all().await.unwrap();
-        let (out, err) = crate::toolbox::command_log::demux(&log);
+        let (out, err) = crate::runtime::command_log::demux(&log);
         // The daemon ends a last line that had none with a newline.
         assert_eq!(out.len(), 24 * 1024 * 1024 + "END\n".len());
         assert!(out.ends_with(b"oEND\n"));
@@ -825,7 +874,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn dropping_the_runtime_kills_what_is_left_synchronously() {
         use crate::layout::CommandExtras;
-        use crate::toolbox::pty::PtyOptions;
+        use crate::runtime::pty::PtyOptions;
         let (_d, rt) = runtime();
         let env = BTreeMap::new();
         // A background process an execute left behind (a leftover process group).
@@ -851,6 +900,7 @@ mod tests {
         let opts = PtyOptions {
             id: "p".into(),
             cwd: rt.layout.home_dir().to_string(),
+            workdir: rt.layout.resolve(rt.layout.home_dir(), true).unwrap().host,
             envs: BTreeMap::new(),
             cols: 80,
             rows: 24,
@@ -902,9 +952,11 @@ mod tests {
         new.create_session("b").unwrap();
         old.delete_session("a").await.unwrap();
         let s = new.session("b").unwrap();
-        let c = new.exec(&s, "echo kept", false, BTreeMap::new()).unwrap();
+        let c = new
+            .exec(&s, "echo kept", ExecMode::SYNC, BTreeMap::new())
+            .unwrap();
         assert_eq!(c.wait(s.ended()).await, Some(0));
-        let (out, _) = crate::toolbox::command_log::demux(&c.log().read_all().await.unwrap());
+        let (out, _) = crate::runtime::command_log::demux(&c.log().read_all().await.unwrap());
         assert_eq!(out, b"kept\n");
         new.shutdown().await;
     }
