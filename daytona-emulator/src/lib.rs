@@ -74,9 +74,9 @@ pub mod runtime;
 pub mod server;
 pub mod snapshots;
 pub mod state;
-mod tls;
 mod sync;
 mod timestamp;
+mod tls;
 pub mod toolbox;
 pub mod volumes;
 

@@ -13,14 +13,10 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use url::Url;
 
-use daytona_api::sandbox::{CreateBuildInfo, SandboxState, UrlResponse};
-use daytona_api::snapshot::SnapshotDto;
+use daytona_api::sandbox::{SandboxState, UrlResponse};
 
-use crate::client::DaytonaClient;
 use crate::error::DaytonaError;
-use crate::params::CreateSandboxParams;
 use crate::sandbox::Sandbox;
-use crate::snapshot::Snapshots;
 use crate::transport::{Call, Deadline, Transport, join};
 
 /// How long the log stream may stay silent before the client checks whether the build is over.
@@ -74,27 +70,19 @@ fn emit_line(line: &[u8], emit: &mut impl FnMut(&str)) {
     emit(&String::from_utf8_lossy(line));
 }
 
-/// What is being built, asked whether its build is over when the log stream idles.
-pub(crate) enum BuildProbe<'a> {
-    /// A sandbox built from an image.
-    Sandbox(&'a mut Sandbox),
-    /// A snapshot built from a Dockerfile.
-    Snapshot(&'a Snapshots, &'a mut SnapshotDto),
+/// What is being built (a sandbox from an image, a snapshot from a Dockerfile), asked whether
+/// its build is over when the log stream idles.
+#[async_trait::async_trait]
+pub(crate) trait BuildProbe: Send {
+    /// Refreshes the state; whether no more log will come.
+    async fn build_over(&mut self) -> Result<bool, DaytonaError>;
 }
 
-impl BuildProbe<'_> {
-    /// Refreshes the state; whether no more log will come.
+#[async_trait::async_trait]
+impl BuildProbe for &mut Sandbox {
     async fn build_over(&mut self) -> Result<bool, DaytonaError> {
-        match self {
-            BuildProbe::Sandbox(sandbox) => {
-                sandbox.refresh().await?;
-                Ok(sandbox_build_over(sandbox.state()))
-            }
-            BuildProbe::Snapshot(api, snapshot) => {
-                **snapshot = api.get(&snapshot.id).await?;
-                Ok(snapshot.state.is_terminal())
-            }
-        }
+        self.refresh().await?;
+        Ok(sandbox_build_over(self.state()))
     }
 }
 
@@ -107,7 +95,7 @@ pub(crate) async fn follow_lines<F>(
     url: &str,
     until: Option<Instant>,
     on_line: &mut F,
-    mut probe: BuildProbe<'_>,
+    mut probe: impl BuildProbe,
 ) -> Result<(), DaytonaError>
 where
     F: FnMut(&str) + ?Sized,
@@ -238,7 +226,7 @@ impl Sandbox {
             &url,
             until,
             on_line,
-            BuildProbe::Sandbox(self),
+            &mut *self,
         )
         .await?;
         self.refresh().await
@@ -264,86 +252,6 @@ pub(crate) async fn follow_during_create<F>(
     }
     if let Err(e) = sandbox.follow_build_logs_until(until, on_line).await {
         tracing::warn!(sandbox_id = %sandbox.id(), error = %e, "could not follow the build log");
-    }
-}
-
-impl DaytonaClient {
-    /// [`create`](Self::create), handing the image build's log to `on_build_log` line by line
-    /// while the sandbox is built (only a create with
-    /// [`CreateSandboxParams::image`] builds anything).
-    ///
-    /// A build that fails ends in [`DaytonaError::SandboxFailed`] with state `build_failed` and
-    /// the server's reason. A log that cannot be read does not fail the create (it is logged at
-    /// `warn`).
-    ///
-    /// ```no_run
-    /// # async fn f(client: workspace_daytona::DaytonaClient) -> Result<(), workspace_daytona::DaytonaError> {
-    /// use std::time::Duration;
-    /// use workspace_daytona::CreateSandboxParams;
-    /// let sandbox = client
-    ///     .create_with_build_logs(
-    ///         CreateSandboxParams::new().image("python:3.12-slim"),
-    ///         Some(Duration::from_secs(600)),
-    ///         |line| println!("build: {line}"),
-    ///     )
-    ///     .await?;
-    /// # Ok(()) }
-    /// ```
-    pub async fn create_with_build_logs<F>(
-        &self,
-        params: CreateSandboxParams,
-        timeout: Option<Duration>,
-        mut on_build_log: F,
-    ) -> Result<Sandbox, DaytonaError>
-    where
-        F: FnMut(&str) + Send,
-    {
-        let body = params.to_wire(self.transport.config().target_name())?;
-        self.create_observed(body, timeout, Some(&mut on_build_log))
-            .await
-    }
-
-    /// Creates a sandbox from an image built from `dockerfile`, handing the build's log to
-    /// `on_build_log` line by line, and waits until it is `started` (as
-    /// [`create_with_build_logs`](Self::create_with_build_logs)).
-    ///
-    /// This is the official SDKs' `Image` without build context: instructions that read local
-    /// files (`COPY`, `ADD` from the context) have nothing to read, and fail the build.
-    ///
-    /// # Errors
-    /// [`DaytonaError::InvalidArgument`] for an empty Dockerfile, or `params` that also name
-    /// an image or snapshot; [`DaytonaError::SandboxFailed`] with state `build_failed` and the
-    /// server's reason when the build fails.
-    pub async fn create_from_dockerfile<F>(
-        &self,
-        params: CreateSandboxParams,
-        dockerfile: &str,
-        timeout: Option<Duration>,
-        mut on_build_log: F,
-    ) -> Result<Sandbox, DaytonaError>
-    where
-        F: FnMut(&str) + Send,
-    {
-        if dockerfile.trim().is_empty() {
-            return Err(DaytonaError::invalid("dockerfile", "must not be empty"));
-        }
-        if params.image.is_some() || params.snapshot.is_some() {
-            return Err(DaytonaError::invalid(
-                "dockerfile",
-                "the Dockerfile replaces image and snapshot; set neither",
-            ));
-        }
-        let mut body = params.to_wire(self.transport.config().target_name())?;
-        let mut content = dockerfile.to_string();
-        if !content.ends_with('\n') {
-            content.push('\n');
-        }
-        body.build_info = Some(CreateBuildInfo {
-            dockerfile_content: content,
-            context_hashes: None,
-        });
-        self.create_observed(body, timeout, Some(&mut on_build_log))
-            .await
     }
 }
 

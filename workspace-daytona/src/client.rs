@@ -9,11 +9,14 @@ use reqwest::Method;
 
 use daytona_api::sandbox::{ListSandboxesResponse, Sandbox as SandboxDto, SandboxListItem};
 
+use daytona_api::sandbox::CreateBuildInfo;
+
 use crate::config::DaytonaConfig;
 use crate::error::DaytonaError;
 use crate::params::CreateSandboxParams;
 use crate::retry::Replay;
 use crate::sandbox::{Sandbox, deadline};
+use crate::snapshot::Snapshots;
 use crate::transport::{Call, Transport, join};
 
 /// Page size asked of `GET /sandbox` (the API allows 1..=200).
@@ -346,4 +349,91 @@ fn dto_from_item(item: SandboxListItem) -> SandboxDto {
     dto.daemon_version = item.daemon_version;
     dto.warm_pool_id = item.warm_pool_id;
     dto
+}
+
+impl DaytonaClient {
+    /// [`create`](Self::create), handing the image build's log to `on_build_log` line by line
+    /// while the sandbox is built (only a create with
+    /// [`CreateSandboxParams::image`] builds anything).
+    ///
+    /// A build that fails ends in [`DaytonaError::SandboxFailed`] with state `build_failed` and
+    /// the server's reason. A log that cannot be read does not fail the create (it is logged at
+    /// `warn`).
+    ///
+    /// ```no_run
+    /// # async fn f(client: workspace_daytona::DaytonaClient) -> Result<(), workspace_daytona::DaytonaError> {
+    /// use std::time::Duration;
+    /// use workspace_daytona::CreateSandboxParams;
+    /// let sandbox = client
+    ///     .create_with_build_logs(
+    ///         CreateSandboxParams::new().image("python:3.12-slim"),
+    ///         Some(Duration::from_secs(600)),
+    ///         |line| println!("build: {line}"),
+    ///     )
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn create_with_build_logs<F>(
+        &self,
+        params: CreateSandboxParams,
+        timeout: Option<Duration>,
+        mut on_build_log: F,
+    ) -> Result<Sandbox, DaytonaError>
+    where
+        F: FnMut(&str) + Send,
+    {
+        let body = params.to_wire(self.transport.config().target_name())?;
+        self.create_observed(body, timeout, Some(&mut on_build_log))
+            .await
+    }
+
+    /// Creates a sandbox from an image built from `dockerfile`, handing the build's log to
+    /// `on_build_log` line by line, and waits until it is `started` (as
+    /// [`create_with_build_logs`](Self::create_with_build_logs)).
+    ///
+    /// This is the official SDKs' `Image` without build context: instructions that read local
+    /// files (`COPY`, `ADD` from the context) have nothing to read, and fail the build.
+    ///
+    /// # Errors
+    /// [`DaytonaError::InvalidArgument`] for an empty Dockerfile, or `params` that also name
+    /// an image or snapshot; [`DaytonaError::SandboxFailed`] with state `build_failed` and the
+    /// server's reason when the build fails.
+    pub async fn create_from_dockerfile<F>(
+        &self,
+        params: CreateSandboxParams,
+        dockerfile: &str,
+        timeout: Option<Duration>,
+        mut on_build_log: F,
+    ) -> Result<Sandbox, DaytonaError>
+    where
+        F: FnMut(&str) + Send,
+    {
+        if dockerfile.trim().is_empty() {
+            return Err(DaytonaError::invalid("dockerfile", "must not be empty"));
+        }
+        if params.image.is_some() || params.snapshot.is_some() {
+            return Err(DaytonaError::invalid(
+                "dockerfile",
+                "the Dockerfile replaces image and snapshot; set neither",
+            ));
+        }
+        let mut body = params.to_wire(self.transport.config().target_name())?;
+        let mut content = dockerfile.to_string();
+        if !content.ends_with('\n') {
+            content.push('\n');
+        }
+        body.build_info = Some(CreateBuildInfo {
+            dockerfile_content: content,
+            context_hashes: None,
+        });
+        self.create_observed(body, timeout, Some(&mut on_build_log))
+            .await
+    }
+}
+
+impl DaytonaClient {
+    /// Snapshot management.
+    pub fn snapshots(&self) -> Snapshots {
+        Snapshots::new(Arc::clone(&self.transport))
+    }
 }

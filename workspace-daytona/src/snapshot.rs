@@ -14,7 +14,6 @@ use daytona_api::sandbox::{CreateBuildInfo, UrlResponse};
 use daytona_api::snapshot::{CreateSnapshot, PaginatedSnapshots, SnapshotDto, SnapshotState};
 
 use crate::build_logs::{BuildProbe, follow_lines};
-use crate::client::DaytonaClient;
 use crate::error::DaytonaError;
 use crate::params::Resources;
 use crate::transport::{Call, Transport, join};
@@ -159,12 +158,23 @@ pub struct Snapshots {
     transport: Arc<Transport>,
 }
 
-impl DaytonaClient {
-    /// Snapshot management.
-    pub fn snapshots(&self) -> Snapshots {
-        Snapshots {
-            transport: Arc::clone(&self.transport),
-        }
+impl Snapshots {
+    pub(crate) fn new(transport: Arc<Transport>) -> Self {
+        Snapshots { transport }
+    }
+}
+
+/// A snapshot being built, for the build log's idle checks.
+struct SnapshotBuild<'a> {
+    api: &'a Snapshots,
+    snapshot: &'a mut SnapshotDto,
+}
+
+#[async_trait::async_trait]
+impl BuildProbe for SnapshotBuild<'_> {
+    async fn build_over(&mut self) -> Result<bool, DaytonaError> {
+        *self.snapshot = self.api.get(&self.snapshot.id).await?;
+        Ok(self.snapshot.state.is_terminal())
     }
 }
 
@@ -345,7 +355,10 @@ impl Snapshots {
             &answer.url,
             until,
             on_line,
-            BuildProbe::Snapshot(self, snapshot),
+            SnapshotBuild {
+                api: self,
+                snapshot,
+            },
         )
         .await
     }

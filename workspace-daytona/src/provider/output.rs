@@ -19,7 +19,15 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use super::script::OutputEncoding;
+/// How the command's output reaches the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum OutputEncoding {
+    /// As written; NUL bytes are lost to the daemon's labellers.
+    #[default]
+    Plain,
+    /// Base64 lines: every byte survives, at a cost in sandbox CPU.
+    Base64,
+}
 
 /// The byte that opens and closes a trailer (ASCII record separator; `\036` to `printf`).
 const TRAILER_MARK: u8 = 0x1e;

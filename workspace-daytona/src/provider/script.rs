@@ -40,6 +40,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use workspace_core::shell_quote;
 
+pub(crate) use super::output::OutputEncoding;
 use super::output::TRAILER_TAG;
 
 /// The line that closes the relay's input.
@@ -62,16 +63,6 @@ pub(crate) enum StdinMode {
     Closed,
     /// The relay, fed with [`encode_stdin`] lines and closed with [`STDIN_EOF_LINE`].
     Relay,
-}
-
-/// How the command's output reaches the log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) enum OutputEncoding {
-    /// As written; NUL bytes are lost to the daemon's labellers.
-    #[default]
-    Plain,
-    /// Base64 lines: every byte survives, at a cost in sandbox CPU.
-    Base64,
 }
 
 /// What one wrapped command is.
