@@ -289,6 +289,61 @@ fn keep_headers(old: Response, mut new: Response) -> Response {
     new
 }
 
+/// Why the emulator could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EmulatorError {
+    /// The listen address is not `host:port`.
+    #[error("invalid listen address {addr:?}: {reason}")]
+    InvalidAddress {
+        /// What was given.
+        addr: String,
+        /// Why it is wrong.
+        reason: String,
+    },
+    /// Binding the listen socket failed.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The data directory cannot be created.
+    #[error("cannot use data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The public URL is not an `http`/`https` origin.
+    #[error("invalid public URL {url:?}: {reason}")]
+    InvalidPublicUrl {
+        /// What was given.
+        url: String,
+        /// Why it is wrong.
+        reason: String,
+    },
+    /// A TLS certificate or key file cannot be used.
+    #[error("TLS file {path}: {reason}")]
+    TlsFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it (never its content).
+        reason: String,
+    },
+    /// TLS cannot be set up with the given or generated certificate.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// A setting is out of range.
+    #[error("invalid setting: {0}")]
+    InvalidSetting(String),
+    /// The thread or runtime of a detached emulator could not be started.
+    #[error("cannot start the emulator's thread: {0}")]
+    Thread(std::io::Error),
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -15,7 +15,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 
-use crate::server::EmulatorError;
+use crate::error::EmulatorError;
 
 /// Where the server's certificate comes from.
 #[derive(Debug, Clone)]
