@@ -1,10 +1,14 @@
 //! LocalSandbox against raw `tokio::process`, measured interleaved in one run (the measurements
 //! live in `support/local.rs`, which `benches/daytona.rs` re-runs too).
 //!
-//! Writes its section of `BENCHMARKS.md` (between the `local` markers). Reproduce with
+//! Writes its sections of `BENCHMARKS.md` (between the `local` and `local-search` markers;
+//! the second compares `grep` with ripgrep). Reproduce with
 //! `cargo bench --bench local`; `BENCH_QUICK=1` runs a short smoke version that writes nothing.
 
 mod support;
+// Only this bench measures search, so the module is not part of the shared `support`.
+#[path = "support/search.rs"]
+mod search;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -21,5 +25,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .unwrap_or_default()
     );
     support::report::publish("local", &section, quick)?;
+    let (section, ratio) = search::measure(quick).await?;
+    match ratio.vs_rg {
+        Some(r) => println!("grep {r:.2}× rg\n"),
+        None => println!("grep: rg not installed, not compared\n"),
+    }
+    support::report::publish("local-search", &section, quick)?;
     Ok(())
 }

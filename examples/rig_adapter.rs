@@ -67,6 +67,8 @@ tool_names! {
     Delete => "delete",
     Mkdir => "mkdir",
     FileStat => "file_stat",
+    Grep => "grep",
+    Glob => "glob",
 }
 
 /// One workspace tool as a rig [`Tool`]. Description and schema come from the workspace, so
@@ -142,6 +144,8 @@ fn rig_tools(workspace: &Workspace) -> Vec<Box<dyn ErasedTool>> {
     add::<Delete>(workspace, &mut tools);
     add::<Mkdir>(workspace, &mut tools);
     add::<FileStat>(workspace, &mut tools);
+    add::<Grep>(workspace, &mut tools);
+    add::<Glob>(workspace, &mut tools);
     tools
 }
 
@@ -206,6 +210,22 @@ async fn run(sandbox: Arc<dyn WorkspaceSandbox>) -> Result<(), BoxError> {
                 .execute(r#"{"command": "uname -s"}"#.into(), &mut ToolContext::new())
                 .await;
             println!("\nexecute_command via rig: {}", result.output().render());
+        }
+        // Content search through the same dispatch: the sandbox searches, the model reads hits.
+        workspace
+            .call(
+                "write_file",
+                serde_json::json!({"path": "src/app.py", "content": "x = 1\n# TODO: handle errors\n"}),
+            )
+            .await;
+        if let Some(grep) = tools.iter().find(|t| t.name() == "grep") {
+            let result = grep
+                .execute(
+                    r#"{"pattern": "TODO", "output_mode": "content"}"#.into(),
+                    &mut ToolContext::new(),
+                )
+                .await;
+            println!("\ngrep via rig: {}", result.output().render());
         }
         println!(
             "\nSet OPENAI_API_KEY (and optionally OPENAI_BASE_URL, OPENAI_MODEL) to run an agent with them."

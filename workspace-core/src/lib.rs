@@ -26,6 +26,7 @@ pub mod lifecycle;
 pub mod output;
 pub mod process;
 pub mod sandbox;
+pub mod search;
 
 #[cfg(feature = "mock")]
 pub mod mock;
@@ -46,6 +47,9 @@ pub use process::{
 pub use sandbox::{
     Capabilities, Resources, SandboxInfo, SandboxStatus, StartOutcome, WorkspaceSandbox,
     WorkspaceSandboxExt,
+};
+pub use search::{
+    GlobEntry, GlobRequest, GlobResult, GlobSort, GrepFile, GrepLine, GrepRequest, GrepResult,
 };
 /// Re-exported so callers need not depend on tokio-util for cancellation.
 pub use tokio_util::sync::CancellationToken;

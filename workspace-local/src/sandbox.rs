@@ -16,9 +16,10 @@ use workspace_core::command::MAX_TIMEOUT;
 use workspace_core::lifecycle::Lifecycle;
 use workspace_core::process::DEFAULT_PROCESS_OUTPUT_RETENTION;
 use workspace_core::{
-    Capabilities, CommandResult, DirEntry, ExecuteCommandOptions, FileStat, ProcessManager, Result,
-    SandboxError, SandboxFilesystem, SandboxInfo, SandboxStatus, StartOutcome, WorkspaceSandbox,
-    build_command_line, validate_env_name,
+    Capabilities, CommandResult, DirEntry, ExecuteCommandOptions, FileStat, GlobRequest,
+    GlobResult, GrepRequest, GrepResult, ProcessManager, Result, SandboxError, SandboxFilesystem,
+    SandboxInfo, SandboxStatus, StartOutcome, WorkspaceSandbox, build_command_line,
+    validate_env_name,
 };
 
 use crate::files::LocalFilesystem;
@@ -995,6 +996,16 @@ impl SandboxFilesystem for SandboxFiles {
     async fn rename(&self, from: &str, to: &str) -> Result<()> {
         self.shared.ensure_running().await?;
         self.shared.fs.rename(from, to).await
+    }
+
+    async fn grep(&self, request: &GrepRequest) -> Result<GrepResult> {
+        self.shared.ensure_running().await?;
+        self.shared.fs.grep(request).await
+    }
+
+    async fn glob(&self, request: &GlobRequest) -> Result<GlobResult> {
+        self.shared.ensure_running().await?;
+        self.shared.fs.glob(request).await
     }
 }
 

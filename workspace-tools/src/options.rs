@@ -49,6 +49,9 @@ pub struct WorkspaceToolsOptions {
     pub tool_prefix: String,
     /// The tools that may be offered; `None`: all of them.
     pub allowed: Option<BTreeSet<ToolKind>>,
+    /// Refuse to change an existing file the model has not read in this workspace, or that
+    /// changed since it read it (default on).
+    pub edit_safety: bool,
 }
 
 impl Default for WorkspaceToolsOptions {
@@ -60,6 +63,7 @@ impl Default for WorkspaceToolsOptions {
             max_wait: DEFAULT_MAX_WAIT,
             tool_prefix: String::new(),
             allowed: None,
+            edit_safety: true,
         }
     }
 }
@@ -106,6 +110,14 @@ impl WorkspaceToolsOptions {
     /// Offer only these tools (those the sandbox supports). Default: all of them.
     pub fn allowed_tools(mut self, tools: impl IntoIterator<Item = ToolKind>) -> Self {
         self.allowed = Some(tools.into_iter().collect());
+        self
+    }
+
+    /// Whether `write_file`, `edit_file` and `multi_edit` refuse to change an existing file
+    /// that was not read in this workspace or changed since (default `true`). Edits to one
+    /// file are serialised either way.
+    pub fn edit_safety(mut self, on: bool) -> Self {
+        self.edit_safety = on;
         self
     }
 

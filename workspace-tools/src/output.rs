@@ -111,6 +111,18 @@ pub(crate) enum ToolError {
     Rejected(String),
 }
 
+impl ToolError {
+    /// The same error with `prefix` before its message (a sandbox error becomes a rejection
+    /// that quotes it).
+    pub(crate) fn prefixed(self, prefix: &str) -> ToolError {
+        match self {
+            ToolError::InvalidArguments(m) => ToolError::InvalidArguments(format!("{prefix}{m}")),
+            ToolError::Rejected(m) => ToolError::Rejected(format!("{prefix}{m}")),
+            ToolError::Sandbox(e) => ToolError::Rejected(format!("{prefix}{e}")),
+        }
+    }
+}
+
 impl From<SandboxError> for ToolError {
     fn from(e: SandboxError) -> Self {
         ToolError::Sandbox(e)

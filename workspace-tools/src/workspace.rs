@@ -10,7 +10,8 @@ use workspace_core::{CancellationToken, Result, WorkspaceSandbox};
 
 use crate::args::{
     DeleteArgs, EditFileArgs, ExecuteCommandArgs, ExecuteCommandBackgroundArgs, FileStatArgs,
-    GetProcessOutputArgs, KillProcessArgs, ListFilesArgs, MkdirArgs, ReadFileArgs, WriteFileArgs,
+    GetProcessOutputArgs, GlobArgs, GrepArgs, KillProcessArgs, ListFilesArgs, MkdirArgs,
+    MultiEditArgs, ReadFileArgs, WriteFileArgs,
 };
 use crate::catalog::{Needs, ToolKind, ToolSpec, build_spec, tool_name};
 use crate::options::WorkspaceToolsOptions;
@@ -93,6 +94,7 @@ struct Inner {
     sandbox: Arc<dyn WorkspaceSandbox>,
     options: WorkspaceToolsOptions,
     specs: Vec<ToolSpec>,
+    ledger: crate::ledger::Ledger,
 }
 
 impl fmt::Debug for Workspace {
@@ -146,6 +148,7 @@ impl Workspace {
                 sandbox,
                 options,
                 specs,
+                ledger: Default::default(),
             }),
         }
     }
@@ -250,6 +253,7 @@ impl Workspace {
             options: &self.inner.options,
             tool: name,
             cancel,
+            ledger: &self.inner.ledger,
         };
         let run = async {
             let value = args.into_value()?;
@@ -283,6 +287,10 @@ impl Workspace {
                     let a: EditFileArgs = parse_args(schema, value)?;
                     tools::files::edit_file(&ctx, a).await
                 }
+                ToolKind::MultiEdit => {
+                    let a: MultiEditArgs = parse_args(schema, value)?;
+                    tools::files::multi_edit(&ctx, a).await
+                }
                 ToolKind::ListFiles => {
                     let a: ListFilesArgs = parse_args(schema, value)?;
                     tools::listing::list_files(&ctx, a).await
@@ -298,6 +306,14 @@ impl Workspace {
                 ToolKind::FileStat => {
                     let a: FileStatArgs = parse_args(schema, value)?;
                     tools::files::file_stat(&ctx, a).await
+                }
+                ToolKind::Grep => {
+                    let a: GrepArgs = parse_args(schema, value)?;
+                    tools::search::grep(&ctx, a).await
+                }
+                ToolKind::Glob => {
+                    let a: GlobArgs = parse_args(schema, value)?;
+                    tools::search::glob(&ctx, a).await
                 }
             }
         };
