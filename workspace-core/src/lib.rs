@@ -41,8 +41,8 @@ pub use command::{
 pub use error::{Result, SandboxError, TimeoutPhase};
 pub use filesystem::{DirEntry, FileKind, FileStat, SandboxFilesystem};
 pub use process::{
-    OutputOffsets, ProcessId, ProcessInfo, ProcessManager, ProcessOutput, ProcessState,
-    SpawnOptions,
+    OutputOffsets, ProcessEvent, ProcessId, ProcessInfo, ProcessManager, ProcessManagerExt,
+    ProcessOutput, ProcessState, SpawnOptions, WaitForOutput, poll_for_change,
 };
 pub use sandbox::{
     Capabilities, Resources, SandboxInfo, SandboxStatus, StartOutcome, WorkspaceSandbox,

@@ -83,6 +83,11 @@ pub struct GetProcessOutputArgs {
     /// answering at once.
     #[serde(default)]
     pub wait_seconds: Option<u64>,
+    /// Wait until the output (from `since` on) matches this regular expression, e.g.
+    /// `Listening on|ready in` for a dev server, or the process exits, for up to
+    /// `wait_seconds` (default 30); one call instead of polling.
+    #[serde(default)]
+    pub wait_for: Option<String>,
 }
 
 /// Arguments of `kill_process`.

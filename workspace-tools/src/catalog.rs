@@ -405,7 +405,9 @@ fn describe(options: &WorkspaceToolsOptions, kind: ToolKind, background: bool) -
             "Read the output and state (running, or its exit code) of a background process \
              started with `{}` and `background: true`. Each answer ends with `next` offsets: \
              pass them as `since` to get only newer output. `wait_seconds` (at most {}) waits \
-             for new output or for the process to exit before answering.",
+             for new output or for the process to exit before answering. `wait_for` (a \
+             regular expression) waits until the output matches it, e.g. a server's \
+             `Listening on` line, so one call replaces a polling loop.",
             name(ToolKind::ExecuteCommand),
             options.max_wait.as_secs(),
         ),

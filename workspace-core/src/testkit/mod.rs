@@ -70,7 +70,7 @@ pub use leaks::{
 };
 pub use lifecycle::{destroy_kills_background_processes, lazy_start, lifecycle};
 pub use probe::working_dir;
-pub use processes::{background_process, background_process_exit};
+pub use processes::{background_process, background_process_exit, process_output_stream};
 pub use random::{pseudo_random_bytes, unique_suffix};
 pub use search::{search_glob, search_grep};
 pub use streams::{
@@ -169,6 +169,7 @@ macro_rules! __conformance_check_list {
                 search_glob,
                 background_process,
                 background_process_exit,
+                process_output_stream,
             ]
             factory: [
                 lifecycle,
