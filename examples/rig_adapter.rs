@@ -30,7 +30,7 @@ use rig_core::tool::{
 };
 use serde_json::Value;
 use workspace_sandbox::{LocalSandbox, WorkspaceSandbox};
-use workspace_tools::{ToolErrorKind, Workspace};
+use workspace_tools::{PolicyDecision, ToolCall, ToolErrorKind, ToolPolicy, Workspace};
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
@@ -149,6 +149,20 @@ fn rig_tools(workspace: &Workspace) -> Vec<Box<dyn ErasedTool>> {
     tools
 }
 
+/// An approval policy: no recursive deletes from the model.
+struct NoRecursiveDelete;
+
+#[async_trait::async_trait]
+impl ToolPolicy for NoRecursiveDelete {
+    async fn check(&self, call: &ToolCall) -> PolicyDecision {
+        let line = call.arguments["command"].as_str().unwrap_or_default();
+        if line.contains("rm -rf") || line.contains("rm -r ") {
+            return PolicyDecision::deny("recursive deletes need a person; ask the user");
+        }
+        PolicyDecision::Allow
+    }
+}
+
 /// The definitions rig sends to the model, from the erased tools.
 fn definitions(tools: &[Box<dyn ErasedTool>]) -> Result<Vec<ToolDefinition>, BoxError> {
     tools
@@ -227,6 +241,25 @@ async fn run(sandbox: Arc<dyn WorkspaceSandbox>) -> Result<(), BoxError> {
                 .await;
             println!("\ngrep via rig: {}", result.output().render());
         }
+        // The application's approval policy applies to rig's calls too: they go through
+        // `Workspace::call`.
+        workspace.set_policy(Arc::new(NoRecursiveDelete));
+        if let Some(exec) = tools.iter().find(|t| t.name() == "execute_command") {
+            let result = exec
+                .execute(
+                    r#"{"command": "rm -rf src"}"#.into(),
+                    &mut ToolContext::new(),
+                )
+                .await;
+            println!(
+                "\nrm -rf via rig, under a policy: {}",
+                result.output().render()
+            );
+            if !result.is_error() {
+                return Err("the policy should have denied `rm -rf`".into());
+            }
+        }
+        workspace.clear_policy();
         println!(
             "\nSet OPENAI_API_KEY (and optionally OPENAI_BASE_URL, OPENAI_MODEL) to run an agent with them."
         );

@@ -28,6 +28,9 @@
 //!   workspace first, and is refused ("file changed since you read it: read it again") when
 //!   the file changed underneath; edits to one file run one at a time; `multi_edit` applies
 //!   all its replacements or none ([`WorkspaceToolsOptions::edit_safety`] turns the checks off).
+//! - **The application decides**: a [`ToolPolicy`] ([`Workspace::set_policy`]) allows, denies
+//!   (with a reason the model sees) or rewrites each call before it runs, and [`ToolHook`]s
+//!   ([`Workspace::add_hook`]) see or redact every answer; both are bounded ([`policy`]).
 //! - [`Workspace::instructions`] is the system-prompt text: the sandbox's own instructions and the
 //!   tool list.
 //!
@@ -72,6 +75,7 @@ pub mod catalog;
 mod ledger;
 pub mod options;
 pub mod output;
+pub mod policy;
 mod report;
 mod tools;
 pub mod trim;
@@ -84,4 +88,5 @@ pub mod testkit;
 pub use catalog::{ToolKind, ToolSpec};
 pub use options::WorkspaceToolsOptions;
 pub use output::{ToolErrorKind, ToolOutput};
+pub use policy::{PolicyDecision, ToolCall, ToolHook, ToolPolicy};
 pub use workspace::{ToolArgs, Workspace};

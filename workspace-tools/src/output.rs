@@ -21,6 +21,9 @@ pub enum ToolErrorKind {
     Sandbox,
     /// The tool ran but could not do what was asked (e.g. `edit_file`'s text matched twice).
     Rejected,
+    /// The application's [`crate::ToolPolicy`] refused the call, or a [`crate::ToolHook`]
+    /// withheld its answer.
+    Denied,
 }
 
 /// The answer of one tool call.

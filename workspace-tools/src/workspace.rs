@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use futures::FutureExt;
 use serde_json::Value;
@@ -16,6 +16,7 @@ use crate::args::{
 use crate::catalog::{Needs, ToolKind, ToolSpec, build_spec, tool_name};
 use crate::options::WorkspaceToolsOptions;
 use crate::output::{ToolError, ToolErrorKind, ToolOutput};
+use crate::policy::{PolicyDecision, ToolCall, ToolHook, ToolPolicy};
 use crate::tools::{self, Ctx};
 use crate::validate::parse_args;
 
@@ -95,6 +96,8 @@ struct Inner {
     options: WorkspaceToolsOptions,
     specs: Vec<ToolSpec>,
     ledger: crate::ledger::Ledger,
+    policy: RwLock<Option<Arc<dyn ToolPolicy>>>,
+    hooks: RwLock<Vec<Arc<dyn ToolHook>>>,
 }
 
 impl fmt::Debug for Workspace {
@@ -104,6 +107,8 @@ impl fmt::Debug for Workspace {
             .field("provider", &self.inner.sandbox.provider())
             .field("tools", &self.tool_names())
             .field("options", &self.inner.options)
+            .field("policy", &read(&self.inner.policy).is_some())
+            .field("hooks", &read(&self.inner.hooks).len())
             .finish()
     }
 }
@@ -149,8 +154,26 @@ impl Workspace {
                 options,
                 specs,
                 ledger: Default::default(),
+                policy: RwLock::new(None),
+                hooks: RwLock::new(Vec::new()),
             }),
         }
+    }
+
+    /// Ask `policy` before every tool call from now on (replacing any earlier one), on this
+    /// workspace and its clones. See [`crate::policy`].
+    pub fn set_policy(&self, policy: Arc<dyn ToolPolicy>) {
+        *write(&self.inner.policy) = Some(policy);
+    }
+
+    /// Stop asking a policy: every call runs.
+    pub fn clear_policy(&self) {
+        *write(&self.inner.policy) = None;
+    }
+
+    /// Run `hook` on every answer from now on, after the hooks added before it.
+    pub fn add_hook(&self, hook: Arc<dyn ToolHook>) {
+        write(&self.inner.hooks).push(hook);
     }
 
     /// The sandbox behind the tools.
@@ -248,6 +271,44 @@ impl Workspace {
         let Some(spec) = self.tool(name) else {
             return self.unknown_tool(name);
         };
+        let value = match args.into_value() {
+            Ok(v) => v,
+            Err(e) => return e.into_output(name, spec.kind),
+        };
+        let call = ToolCall {
+            tool: name.to_string(),
+            kind: spec.kind,
+            arguments: value,
+        };
+        let limit = self.inner.options.policy_timeout;
+        let policy = read(&self.inner.policy).clone();
+        let verdict = match policy {
+            None => Ok(call.arguments.clone()),
+            Some(policy) => match crate::policy::decide(policy.as_ref(), &call, limit).await {
+                PolicyDecision::Allow => Ok(call.arguments.clone()),
+                PolicyDecision::Modify(v) => Ok(v),
+                PolicyDecision::Deny { reason } => Err(reason),
+            },
+        };
+        let out = match verdict {
+            Ok(value) => self.run(spec, name, value, cancel).await,
+            Err(reason) => crate::policy::denied(&call, &reason),
+        };
+        let hooks = read(&self.inner.hooks).clone();
+        let mut out = out;
+        for hook in hooks {
+            out = crate::policy::run_hook(hook.as_ref(), &call, out, limit).await;
+        }
+        out
+    }
+
+    async fn run(
+        &self,
+        spec: &ToolSpec,
+        name: &str,
+        value: Value,
+        cancel: Option<CancellationToken>,
+    ) -> ToolOutput {
         let ctx = Ctx {
             sandbox: self.inner.sandbox.as_ref(),
             options: &self.inner.options,
@@ -256,7 +317,6 @@ impl Workspace {
             ledger: &self.inner.ledger,
         };
         let run = async {
-            let value = args.into_value()?;
             let schema = &spec.parameters;
             match spec.kind {
                 ToolKind::ExecuteCommand if self.offers_background() => {
@@ -366,4 +426,15 @@ impl Workspace {
         }
         ToolOutput::failed(name, ToolErrorKind::UnknownTool, text)
     }
+}
+
+/// The policy and hooks are set rarely and read on every call; a poisoned lock (a panic while
+/// one was being set) still holds a usable value.
+fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
