@@ -63,12 +63,14 @@ tool_names! {
     ReadFile => "read_file",
     WriteFile => "write_file",
     EditFile => "edit_file",
+    MultiEdit => "multi_edit",
     ListFiles => "list_files",
     Delete => "delete",
     Mkdir => "mkdir",
     FileStat => "file_stat",
     Grep => "grep",
     Glob => "glob",
+    PortUrl => "port_url",
 }
 
 /// One workspace tool as a rig [`Tool`]. Description and schema come from the workspace, so
@@ -140,12 +142,14 @@ fn rig_tools(workspace: &Workspace) -> Vec<Box<dyn ErasedTool>> {
     add::<ReadFile>(workspace, &mut tools);
     add::<WriteFile>(workspace, &mut tools);
     add::<EditFile>(workspace, &mut tools);
+    add::<MultiEdit>(workspace, &mut tools);
     add::<ListFiles>(workspace, &mut tools);
     add::<Delete>(workspace, &mut tools);
     add::<Mkdir>(workspace, &mut tools);
     add::<FileStat>(workspace, &mut tools);
     add::<Grep>(workspace, &mut tools);
     add::<Glob>(workspace, &mut tools);
+    add::<PortUrl>(workspace, &mut tools);
     tools
 }
 

@@ -45,7 +45,7 @@ pub use process::{
     ProcessOutput, ProcessState, SpawnOptions, WaitForOutput, poll_for_change,
 };
 pub use sandbox::{
-    Capabilities, Resources, SandboxInfo, SandboxStatus, StartOutcome, WorkspaceSandbox,
+    Capabilities, PortUrl, Resources, SandboxInfo, SandboxStatus, StartOutcome, WorkspaceSandbox,
     WorkspaceSandboxExt,
 };
 pub use search::{

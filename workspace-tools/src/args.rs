@@ -167,6 +167,15 @@ pub struct MultiEditArgs {
     pub edits: Vec<EditOp>,
 }
 
+/// Arguments of `port_url`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PortUrlArgs {
+    /// The port a server listens on inside the sandbox.
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: u16,
+}
+
 /// Arguments of `list_files`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

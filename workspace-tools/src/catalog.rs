@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use crate::args::{
     DeleteArgs, EditFileArgs, ExecuteCommandArgs, ExecuteCommandBackgroundArgs, FileStatArgs,
     GetProcessOutputArgs, GlobArgs, GrepArgs, KillProcessArgs, ListFilesArgs, MkdirArgs,
-    MultiEditArgs, ReadFileArgs, WriteFileArgs,
+    MultiEditArgs, PortUrlArgs, ReadFileArgs, WriteFileArgs,
 };
 use crate::options::WorkspaceToolsOptions;
 
@@ -44,6 +44,8 @@ pub enum ToolKind {
     Grep,
     /// Find files by a path pattern.
     Glob,
+    /// The URL that reaches a sandbox port from outside.
+    PortUrl,
 }
 
 /// What a tool needs from the sandbox to be offered.
@@ -52,11 +54,12 @@ pub(crate) enum Needs {
     Nothing,
     Filesystem,
     Processes,
+    Ports,
 }
 
 impl ToolKind {
     /// Every tool, in the order they are offered.
-    pub const ALL: [ToolKind; 13] = [
+    pub const ALL: [ToolKind; 14] = [
         ToolKind::ExecuteCommand,
         ToolKind::GetProcessOutput,
         ToolKind::KillProcess,
@@ -70,6 +73,7 @@ impl ToolKind {
         ToolKind::FileStat,
         ToolKind::Grep,
         ToolKind::Glob,
+        ToolKind::PortUrl,
     ];
 
     /// The tool's name without a prefix, e.g. `execute_command`.
@@ -88,6 +92,7 @@ impl ToolKind {
             ToolKind::FileStat => "file_stat",
             ToolKind::Grep => "grep",
             ToolKind::Glob => "glob",
+            ToolKind::PortUrl => "port_url",
         }
     }
 
@@ -114,6 +119,9 @@ impl ToolKind {
                 "search file contents by regex or text (respects .gitignore); paths, lines or counts"
             }
             ToolKind::Glob => "find files by a path pattern such as `**/*.rs`",
+            ToolKind::PortUrl => {
+                "get the address that reaches a server's port from outside the sandbox"
+            }
         }
     }
 
@@ -121,6 +129,7 @@ impl ToolKind {
         match self {
             ToolKind::ExecuteCommand => Needs::Nothing,
             ToolKind::GetProcessOutput | ToolKind::KillProcess => Needs::Processes,
+            ToolKind::PortUrl => Needs::Ports,
             ToolKind::ReadFile
             | ToolKind::WriteFile
             | ToolKind::EditFile
@@ -206,6 +215,7 @@ pub(crate) fn build_spec(
         ToolKind::FileStat => schema_of::<FileStatArgs>(),
         ToolKind::Grep => schema_of::<GrepArgs>(),
         ToolKind::Glob => schema_of::<GlobArgs>(),
+        ToolKind::PortUrl => schema_of::<PortUrlArgs>(),
     };
     // Limits that come from the options rather than the types.
     match kind {
@@ -490,6 +500,11 @@ fn describe(options: &WorkspaceToolsOptions, kind: ToolKind, background: bool) -
              excluded by `.gitignore` and the `.git` directory are left out. `sort: newest` \
              puts recently modified files first. At most `head_limit` paths are shown, with the \
              total."
+            .to_string(),
+        ToolKind::PortUrl => "Get the address at which a server listening on `port` inside the \
+             sandbox can be reached from outside it, to give to the user. Inside the sandbox \
+             (in commands) use `http://localhost:PORT` instead. Start the server in the \
+             background first; the address exists even before anything listens."
             .to_string(),
     }
 }

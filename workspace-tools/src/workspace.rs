@@ -11,7 +11,7 @@ use workspace_core::{CancellationToken, Result, WorkspaceSandbox};
 use crate::args::{
     DeleteArgs, EditFileArgs, ExecuteCommandArgs, ExecuteCommandBackgroundArgs, FileStatArgs,
     GetProcessOutputArgs, GlobArgs, GrepArgs, KillProcessArgs, ListFilesArgs, MkdirArgs,
-    MultiEditArgs, ReadFileArgs, WriteFileArgs,
+    MultiEditArgs, PortUrlArgs, ReadFileArgs, WriteFileArgs,
 };
 use crate::catalog::{Needs, ToolKind, ToolSpec, build_spec, tool_name};
 use crate::options::WorkspaceToolsOptions;
@@ -132,12 +132,14 @@ impl Workspace {
     fn build(sandbox: Arc<dyn WorkspaceSandbox>, options: WorkspaceToolsOptions) -> Self {
         let has_fs = sandbox.filesystem().is_some();
         let has_processes = sandbox.processes().is_some();
+        let has_ports = sandbox.capabilities().ports;
         let offered = |k: ToolKind| {
             options.is_allowed(k)
                 && match k.needs() {
                     Needs::Nothing => true,
                     Needs::Filesystem => has_fs,
                     Needs::Processes => has_processes,
+                    Needs::Ports => has_ports,
                 }
         };
         // `background` is only worth offering when the model can also read and stop what it
@@ -230,6 +232,13 @@ impl Workspace {
                 "Relative paths in file tools and commands both start from the working \
                  directory, so both see the same files.\n",
             );
+        }
+        if let Some(ports) = self.tool(&tool_name(&self.inner.options, ToolKind::PortUrl)) {
+            s.push_str(&format!(
+                "Servers you start are reachable inside the sandbox at `http://localhost:PORT`; \
+                 to give the user an address for one, call `{}` with its port.\n",
+                ports.name
+            ));
         }
         s.push_str(&format!(
             "Command output is cleaned of terminal escape codes and each tool answer is limited \
@@ -374,6 +383,10 @@ impl Workspace {
                 ToolKind::Glob => {
                     let a: GlobArgs = parse_args(schema, value)?;
                     tools::search::glob(&ctx, a).await
+                }
+                ToolKind::PortUrl => {
+                    let a: PortUrlArgs = parse_args(schema, value)?;
+                    tools::process::port_url(&ctx, a).await
                 }
             }
         };

@@ -23,6 +23,7 @@ pub async fn schemas_are_strict_objects(sandbox: Arc<dyn WorkspaceSandbox>) {
             ToolKind::ListFiles => vec![],
             ToolKind::Grep | ToolKind::Glob => vec!["pattern"],
             ToolKind::MultiEdit => vec!["path", "edits"],
+            ToolKind::PortUrl => vec!["port"],
             _ => vec!["path"],
         }
     };

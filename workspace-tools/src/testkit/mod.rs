@@ -47,7 +47,9 @@ pub use files::{
     edit_file_matches, file_tools_bad_arguments, file_tools_round_trip, list_files_glob_and_depth,
     path_outside_root_is_denied, read_file_ranges,
 };
-pub use processes::{background_process_lifecycle, process_tools_bad_arguments, process_wait_for};
+pub use processes::{
+    background_process_lifecycle, port_url_tool, process_tools_bad_arguments, process_wait_for,
+};
 pub use search::search_tools;
 pub use support::{CommandsOnly, unique_name};
 
@@ -82,6 +84,7 @@ macro_rules! __tool_check_list {
             background_process_lifecycle,
             process_tools_bad_arguments,
             process_wait_for,
+            port_url_tool,
         }
     };
 }

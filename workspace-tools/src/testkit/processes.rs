@@ -318,3 +318,41 @@ pub async fn process_wait_for(sandbox: Arc<dyn WorkspaceSandbox>) {
     .await;
     ok(&ws, "kill_process", json!({"id": id.0})).await;
 }
+
+/// `port_url` is offered exactly when the sandbox can give port URLs; it answers with the
+/// outside address and the inside one, never a credential, and the instructions point to it.
+pub async fn port_url_tool(sandbox: Arc<dyn WorkspaceSandbox>) {
+    let offered = sandbox.capabilities().ports;
+    let ws = Workspace::new(sandbox);
+    assert_eq!(ws.tool("port_url").is_some(), offered);
+    if !offered {
+        assert!(!ws.instructions().contains("`port_url`"));
+        return;
+    }
+    assert!(
+        ws.instructions().contains("call `port_url` with its port"),
+        "{}",
+        ws.instructions()
+    );
+    let out = ok(&ws, "port_url", json!({"port": 3000})).await;
+    assert!(
+        out.text
+            .starts_with("port 3000 of the sandbox is reachable from outside at "),
+        "{}",
+        out.text
+    );
+    assert!(
+        out.text
+            .ends_with("inside the sandbox, use http://localhost:3000"),
+        "{}",
+        out.text
+    );
+    fails(
+        &ws,
+        "port_url",
+        json!({"port": 0}),
+        ToolErrorKind::InvalidArguments,
+        "`port`",
+    )
+    .await;
+}

@@ -8,7 +8,7 @@ use workspace_core::{
 
 use super::Ctx;
 use crate::ansi::clean_terminal_text;
-use crate::args::{GetProcessOutputArgs, KillProcessArgs};
+use crate::args::{GetProcessOutputArgs, KillProcessArgs, PortUrlArgs};
 use crate::output::{ToolError, ToolOutput};
 use crate::report::{Report, Stream};
 
@@ -203,6 +203,29 @@ pub(crate) async fn kill(ctx: &Ctx<'_>, args: KillProcessArgs) -> Result<ToolOut
     out.exit_code = Some(code);
     out.process_id = Some(id);
     Ok(out)
+}
+
+pub(crate) async fn port_url(ctx: &Ctx<'_>, args: PortUrlArgs) -> Result<ToolOutput, ToolError> {
+    if args.port == 0 {
+        return Err(ToolError::InvalidArguments(
+            "argument `port` must be from 1 to 65535".into(),
+        ));
+    }
+    let url = ctx.sandbox.port_url(args.port).await?;
+    let mut text = format!(
+        "port {} of the sandbox is reachable from outside at {}",
+        url.port, url.url
+    );
+    // The header values are credentials: the application holds them, the model never sees them.
+    if !url.headers.is_empty() {
+        text.push_str(
+            "\n(requests need an access header, which the application adds; the address alone \
+             answers 401 or similar)",
+        );
+    }
+    text.push_str("\ninside the sandbox, use http://localhost:");
+    text.push_str(&url.port.to_string());
+    Ok(ToolOutput::ok(ctx.tool, text))
 }
 
 #[cfg(test)]
