@@ -22,6 +22,7 @@
 pub mod command;
 pub mod error;
 pub mod filesystem;
+pub mod layer;
 pub mod lifecycle;
 pub mod output;
 pub mod process;
