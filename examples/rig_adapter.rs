@@ -30,7 +30,7 @@ use rig_core::tool::{
 };
 use serde_json::Value;
 use workspace_sandbox::{LocalSandbox, WorkspaceSandbox};
-use workspace_tools::{ToolErrorKind, Workspace};
+use workspace_tools::{PolicyDecision, ToolCall, ToolErrorKind, ToolPolicy, Workspace};
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
@@ -63,10 +63,14 @@ tool_names! {
     ReadFile => "read_file",
     WriteFile => "write_file",
     EditFile => "edit_file",
+    MultiEdit => "multi_edit",
     ListFiles => "list_files",
     Delete => "delete",
     Mkdir => "mkdir",
     FileStat => "file_stat",
+    Grep => "grep",
+    Glob => "glob",
+    PortUrl => "port_url",
 }
 
 /// One workspace tool as a rig [`Tool`]. Description and schema come from the workspace, so
@@ -138,11 +142,29 @@ fn rig_tools(workspace: &Workspace) -> Vec<Box<dyn ErasedTool>> {
     add::<ReadFile>(workspace, &mut tools);
     add::<WriteFile>(workspace, &mut tools);
     add::<EditFile>(workspace, &mut tools);
+    add::<MultiEdit>(workspace, &mut tools);
     add::<ListFiles>(workspace, &mut tools);
     add::<Delete>(workspace, &mut tools);
     add::<Mkdir>(workspace, &mut tools);
     add::<FileStat>(workspace, &mut tools);
+    add::<Grep>(workspace, &mut tools);
+    add::<Glob>(workspace, &mut tools);
+    add::<PortUrl>(workspace, &mut tools);
     tools
+}
+
+/// An approval policy: no recursive deletes from the model.
+struct NoRecursiveDelete;
+
+#[async_trait::async_trait]
+impl ToolPolicy for NoRecursiveDelete {
+    async fn check(&self, call: &ToolCall) -> PolicyDecision {
+        let line = call.arguments["command"].as_str().unwrap_or_default();
+        if line.contains("rm -rf") || line.contains("rm -r ") {
+            return PolicyDecision::deny("recursive deletes need a person; ask the user");
+        }
+        PolicyDecision::Allow
+    }
 }
 
 /// The definitions rig sends to the model, from the erased tools.
@@ -207,6 +229,41 @@ async fn run(sandbox: Arc<dyn WorkspaceSandbox>) -> Result<(), BoxError> {
                 .await;
             println!("\nexecute_command via rig: {}", result.output().render());
         }
+        // Content search through the same dispatch: the sandbox searches, the model reads hits.
+        workspace
+            .call(
+                "write_file",
+                serde_json::json!({"path": "src/app.py", "content": "x = 1\n# TODO: handle errors\n"}),
+            )
+            .await;
+        if let Some(grep) = tools.iter().find(|t| t.name() == "grep") {
+            let result = grep
+                .execute(
+                    r#"{"pattern": "TODO", "output_mode": "content"}"#.into(),
+                    &mut ToolContext::new(),
+                )
+                .await;
+            println!("\ngrep via rig: {}", result.output().render());
+        }
+        // The application's approval policy applies to rig's calls too: they go through
+        // `Workspace::call`.
+        workspace.set_policy(Arc::new(NoRecursiveDelete));
+        if let Some(exec) = tools.iter().find(|t| t.name() == "execute_command") {
+            let result = exec
+                .execute(
+                    r#"{"command": "rm -rf src"}"#.into(),
+                    &mut ToolContext::new(),
+                )
+                .await;
+            println!(
+                "\nrm -rf via rig, under a policy: {}",
+                result.output().render()
+            );
+            if !result.is_error() {
+                return Err("the policy should have denied `rm -rf`".into());
+            }
+        }
+        workspace.clear_policy();
         println!(
             "\nSet OPENAI_API_KEY (and optionally OPENAI_BASE_URL, OPENAI_MODEL) to run an agent with them."
         );

@@ -125,6 +125,16 @@ pub enum SandboxError {
         /// What failed, e.g. `bwrap not found` or `user namespaces are disabled`.
         reason: String,
     },
+    /// A lifecycle hook ([`crate::layer::Hooked`]) failed; the sandbox is as the hook left it.
+    #[error("{phase} hook `{hook}` failed: {message}")]
+    Hook {
+        /// The hook's name.
+        hook: String,
+        /// When it ran: `after start` or `before stop`.
+        phase: String,
+        /// What went wrong (exit code and the last lines of its output, or the error).
+        message: String,
+    },
     /// The connection to the provider failed.
     #[error("transport error: {message}")]
     Transport {

@@ -3,7 +3,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::error::Result;
+use crate::error::{Result, SandboxError};
+use crate::search::{GlobRequest, GlobResult, GrepRequest, GrepResult};
 
 /// What kind of filesystem object a path names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -97,4 +98,23 @@ pub trait SandboxFilesystem: Send + Sync {
     async fn remove(&self, path: &str, recursive: bool) -> Result<()>;
     /// Move or rename, replacing an existing file at `to`.
     async fn rename(&self, from: &str, to: &str) -> Result<()>;
+
+    /// Search file contents under `request.path` with the rules of [`crate::search`]: the
+    /// matching lines (and context) per file, counts exact, lines capped at `max_lines`.
+    ///
+    /// Errors: an invalid pattern or glob is `InvalidArgument` naming the field; a missing path
+    /// `NotFound`; a path outside what the sandbox may touch `PermissionDenied`. Providers
+    /// without a search return `Unsupported` (the default).
+    async fn grep(&self, request: &GrepRequest) -> Result<GrepResult> {
+        request.validate()?;
+        Err(SandboxError::unsupported("filesystem.grep", "this"))
+    }
+
+    /// The files (and symlinks) under `request.path` whose relative paths match
+    /// `request.pattern`, with the rules of [`crate::search`]. Errors as for
+    /// [`SandboxFilesystem::grep`]; `Unsupported` by default.
+    async fn glob(&self, request: &GlobRequest) -> Result<GlobResult> {
+        request.validate()?;
+        Err(SandboxError::unsupported("filesystem.glob", "this"))
+    }
 }

@@ -22,10 +22,12 @@
 pub mod command;
 pub mod error;
 pub mod filesystem;
+pub mod layer;
 pub mod lifecycle;
 pub mod output;
 pub mod process;
 pub mod sandbox;
+pub mod search;
 
 #[cfg(feature = "mock")]
 pub mod mock;
@@ -40,12 +42,15 @@ pub use command::{
 pub use error::{Result, SandboxError, TimeoutPhase};
 pub use filesystem::{DirEntry, FileKind, FileStat, SandboxFilesystem};
 pub use process::{
-    OutputOffsets, ProcessId, ProcessInfo, ProcessManager, ProcessOutput, ProcessState,
-    SpawnOptions,
+    OutputOffsets, ProcessEvent, ProcessId, ProcessInfo, ProcessManager, ProcessManagerExt,
+    ProcessOutput, ProcessState, SpawnOptions, WaitForOutput, poll_for_change,
 };
 pub use sandbox::{
-    Capabilities, Resources, SandboxInfo, SandboxStatus, StartOutcome, WorkspaceSandbox,
+    Capabilities, PortUrl, Resources, SandboxInfo, SandboxStatus, StartOutcome, WorkspaceSandbox,
     WorkspaceSandboxExt,
+};
+pub use search::{
+    GlobEntry, GlobRequest, GlobResult, GlobSort, GrepFile, GrepLine, GrepRequest, GrepResult,
 };
 /// Re-exported so callers need not depend on tokio-util for cancellation.
 pub use tokio_util::sync::CancellationToken;

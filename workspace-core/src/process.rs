@@ -215,4 +215,202 @@ pub trait ProcessManager: Send + Sync {
     /// Wait for the process to exit, at most `timeout` (`None`: no limit). Returns its info,
     /// still `Running` if the timeout passed first.
     async fn wait(&self, id: &ProcessId, timeout: Option<Duration>) -> Result<ProcessInfo>;
+
+    /// Return once `id` has output past `seen` or has exited, or after `timeout`, whichever is
+    /// first (at once if either already holds). What [`ProcessManagerExt::subscribe`] and
+    /// [`ProcessManagerExt::wait_for_output`] wait on between reads.
+    ///
+    /// The default reads [`ProcessManager::output`] every 50 ms, backing off to 500 ms;
+    /// providers that are told when output arrives override it to return on the event.
+    async fn wait_for_change(
+        &self,
+        id: &ProcessId,
+        seen: OutputOffsets,
+        timeout: Duration,
+    ) -> Result<()> {
+        poll_for_change(self, id, seen, timeout).await
+    }
 }
+
+/// [`ProcessManager::wait_for_change`] by reading [`ProcessManager::output`] every 50 ms,
+/// backing off to 500 ms: the default, and the fallback of providers whose push channel fails.
+pub async fn poll_for_change<P: ProcessManager + ?Sized>(
+    pm: &P,
+    id: &ProcessId,
+    seen: OutputOffsets,
+    timeout: Duration,
+) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut pause = Duration::from_millis(50);
+    loop {
+        let out = pm.output(id, seen).await?;
+        let now = tokio::time::Instant::now();
+        if out.has_news() || now >= deadline {
+            return Ok(());
+        }
+        tokio::time::sleep(pause.min(deadline - now)).await;
+        pause = (pause * 2).min(Duration::from_millis(500));
+    }
+}
+
+impl ProcessOutput {
+    /// There is output past the asked offsets, or the process exited: a follower should look.
+    pub fn has_news(&self) -> bool {
+        !self.stdout.is_empty()
+            || !self.stderr.is_empty()
+            || matches!(self.state, ProcessState::Exited(_))
+    }
+}
+
+/// One piece of a followed process's output, or its end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProcessEvent {
+    /// Bytes written to stdout.
+    Stdout(Vec<u8>),
+    /// Bytes written to stderr.
+    Stderr(Vec<u8>),
+    /// The process exited with this code; the stream ends after it.
+    Exited(i32),
+}
+
+/// What [`ProcessManagerExt::wait_for_output`] saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WaitForOutput {
+    /// The pattern matched stdout or stderr.
+    pub matched: bool,
+    /// Everything from the given offsets to when the wait ended; its state says whether the
+    /// process exited (a pattern that never came) or still runs (the timeout passed).
+    pub output: ProcessOutput,
+}
+
+impl WaitForOutput {
+    /// What a wait saw.
+    pub fn new(matched: bool, output: ProcessOutput) -> Self {
+        WaitForOutput { matched, output }
+    }
+}
+
+/// Conveniences on every [`ProcessManager`]: output as a stream, and waiting for a line.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use futures::StreamExt;
+/// use workspace_core::{ProcessEvent, ProcessManagerExt, SpawnOptions, WorkspaceSandbox};
+///
+/// # async fn demo(sandbox: &dyn WorkspaceSandbox) -> workspace_core::Result<()> {
+/// let processes = sandbox.processes().expect("background processes");
+/// let info = processes.spawn("python3 -m http.server 8000", &[], SpawnOptions::default()).await?;
+/// // One call instead of a polling loop: wait for the server's banner, at most 30 s.
+/// let ready = regex::Regex::new("Serving HTTP").expect("valid");
+/// let seen = processes
+///     .wait_for_output(&info.id, Default::default(), &ready, Duration::from_secs(30))
+///     .await?;
+/// assert!(seen.matched);
+/// // Or follow everything it prints, stdout and stderr apart, as it comes.
+/// let mut events = processes.subscribe(&info.id, seen.output.next);
+/// while let Some(event) = events.next().await {
+///     match event? {
+///         ProcessEvent::Stdout(b) | ProcessEvent::Stderr(b) => print!("{}", String::from_utf8_lossy(&b)),
+///         ProcessEvent::Exited(code) => println!("exited {code}"),
+///         _ => {}
+///     }
+/// }
+/// # Ok(()) }
+/// ```
+#[async_trait]
+pub trait ProcessManagerExt: ProcessManager {
+    /// Follow `id`'s output from `since` as it is produced, stdout and stderr as separate
+    /// chunks in the order they were read, ending with [`ProcessEvent::Exited`]. An error
+    /// (the process is unknown, the sandbox went away) is the stream's last item.
+    fn subscribe(
+        &self,
+        id: &ProcessId,
+        since: OutputOffsets,
+    ) -> futures::stream::BoxStream<'_, Result<ProcessEvent>> {
+        struct Follow {
+            id: ProcessId,
+            at: OutputOffsets,
+            queued: std::collections::VecDeque<ProcessEvent>,
+            done: bool,
+        }
+        let start = Follow {
+            id: id.clone(),
+            at: since,
+            queued: Default::default(),
+            done: false,
+        };
+        Box::pin(futures::stream::unfold(start, move |mut f| async move {
+            loop {
+                if let Some(event) = f.queued.pop_front() {
+                    return Some((Ok(event), f));
+                }
+                if f.done {
+                    return None;
+                }
+                let out = match self.output(&f.id, f.at).await {
+                    Ok(out) => out,
+                    Err(e) => {
+                        f.done = true;
+                        return Some((Err(e), f));
+                    }
+                };
+                f.at = out.next;
+                let quiet = out.stdout.is_empty() && out.stderr.is_empty();
+                if !out.stdout.is_empty() {
+                    f.queued.push_back(ProcessEvent::Stdout(out.stdout));
+                }
+                if !out.stderr.is_empty() {
+                    f.queued.push_back(ProcessEvent::Stderr(out.stderr));
+                }
+                match out.state {
+                    // Exited and drained: the last read took everything it wrote.
+                    ProcessState::Exited(code) if quiet => {
+                        f.queued.push_back(ProcessEvent::Exited(code));
+                        f.done = true;
+                    }
+                    ProcessState::Exited(_) => {}
+                    ProcessState::Running if quiet => {
+                        if let Err(e) = self
+                            .wait_for_change(&f.id, f.at, Duration::from_secs(30))
+                            .await
+                        {
+                            f.done = true;
+                            return Some((Err(e), f));
+                        }
+                    }
+                    ProcessState::Running => {}
+                }
+            }
+        }))
+    }
+
+    /// Wait until `pattern` matches `id`'s stdout or stderr from `since` on, the process
+    /// exits, or `timeout` passes, and return what was seen. Neither a miss nor a timeout is an
+    /// error: [`WaitForOutput::matched`] and the output's state say which it was.
+    async fn wait_for_output(
+        &self,
+        id: &ProcessId,
+        since: OutputOffsets,
+        pattern: &regex::Regex,
+        timeout: Duration,
+    ) -> Result<WaitForOutput> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let out = self.output(id, since).await?;
+            let matched = pattern.is_match(&String::from_utf8_lossy(&out.stdout))
+                || pattern.is_match(&String::from_utf8_lossy(&out.stderr));
+            let now = tokio::time::Instant::now();
+            if matched || matches!(out.state, ProcessState::Exited(_)) || now >= deadline {
+                return Ok(WaitForOutput {
+                    matched,
+                    output: out,
+                });
+            }
+            self.wait_for_change(id, out.next, deadline - now).await?;
+        }
+    }
+}
+
+impl<T: ProcessManager + ?Sized> ProcessManagerExt for T {}

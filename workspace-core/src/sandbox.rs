@@ -130,6 +130,53 @@ pub struct Capabilities {
     pub processes: bool,
     /// Commands are isolated from the host machine.
     pub isolated: bool,
+    /// [`WorkspaceSandbox::port_url`] can give a URL for a port.
+    pub ports: bool,
+}
+
+/// A URL that reaches a port inside a sandbox from outside it, and the headers a request to it
+/// needs (e.g. a preview token). Header values are secrets: `Debug` does not print them.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PortUrl {
+    /// The port inside the sandbox.
+    pub port: u16,
+    /// The URL, e.g. `http://127.0.0.1:3000` or a provider's preview address.
+    pub url: String,
+    /// Headers to send with each request (name, value); empty when none are needed.
+    pub headers: Vec<(String, String)>,
+}
+
+impl PortUrl {
+    /// A URL that needs no headers.
+    pub fn new(port: u16, url: impl Into<String>) -> Self {
+        PortUrl {
+            port,
+            url: url.into(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// Add a header requests must carry.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+}
+
+impl fmt::Debug for PortUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<String> = self
+            .headers
+            .iter()
+            .map(|(n, _)| format!("{n}: [redacted]"))
+            .collect();
+        f.debug_struct("PortUrl")
+            .field("port", &self.port)
+            .field("url", &self.url)
+            .field("headers", &names)
+            .finish()
+    }
 }
 
 /// A place where an agent runs code: one sandbox, whichever provider backs it.
@@ -201,7 +248,22 @@ pub trait WorkspaceSandbox: Send + Sync {
             filesystem: self.filesystem().is_some(),
             processes: self.processes().is_some(),
             isolated: false,
+            ports: false,
         }
+    }
+
+    /// A URL that reaches `port` inside the sandbox from outside it (for a person or a program
+    /// on the caller's side; commands inside use `localhost:port`). Nothing needs to listen yet.
+    ///
+    /// Errors: port 0 is `InvalidArgument`; a sandbox whose network cannot be reached from
+    /// outside says why (`PermissionDenied`); providers without the capability return
+    /// `Unsupported` (the default).
+    async fn port_url(&self, port: u16) -> Result<PortUrl> {
+        let _ = port;
+        Err(crate::SandboxError::unsupported(
+            "port_url",
+            self.provider(),
+        ))
     }
 }
 
@@ -252,6 +314,9 @@ macro_rules! forward_sandbox {
             }
             fn capabilities(&self) -> Capabilities {
                 (**self).capabilities()
+            }
+            async fn port_url(&self, port: u16) -> Result<PortUrl> {
+                (**self).port_url(port).await
             }
         }
     };

@@ -26,7 +26,10 @@ use std::path::{Component, Path, PathBuf};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use workspace_core::{DirEntry, FileKind, FileStat, Result, SandboxError, SandboxFilesystem};
+use workspace_core::{
+    DirEntry, FileKind, FileStat, GlobRequest, GlobResult, GrepRequest, GrepResult, Result,
+    SandboxError, SandboxFilesystem,
+};
 
 /// How many symlinks one resolution may follow (Linux's own limit).
 const MAX_SYMLINKS: usize = 40;
@@ -232,6 +235,18 @@ impl LocalFilesystem {
     }
 }
 
+impl LocalFilesystem {
+    fn grep_sync(&self, request: &GrepRequest) -> Result<GrepResult> {
+        let r = self.resolve("path", &request.path)?;
+        crate::search::grep(&r.target, &r.display, request)
+    }
+
+    fn glob_sync(&self, request: &GlobRequest) -> Result<GlobResult> {
+        let r = self.resolve("path", &request.path)?;
+        crate::search::glob(&r.target, &r.display, request)
+    }
+}
+
 /// Run a blocking filesystem operation off the async threads.
 async fn blocking<T, F>(fs: &LocalFilesystem, f: F) -> Result<T>
 where
@@ -281,6 +296,16 @@ impl SandboxFilesystem for LocalFilesystem {
         let from = from.to_string();
         let to = to.to_string();
         blocking(self, move |fs| fs.rename_sync(&from, &to)).await
+    }
+
+    async fn grep(&self, request: &GrepRequest) -> Result<GrepResult> {
+        let request = request.clone();
+        blocking(self, move |fs| fs.grep_sync(&request)).await
+    }
+
+    async fn glob(&self, request: &GlobRequest) -> Result<GlobResult> {
+        let request = request.clone();
+        blocking(self, move |fs| fs.glob_sync(&request)).await
     }
 }
 

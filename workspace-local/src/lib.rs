@@ -48,6 +48,7 @@ mod namespace;
 pub mod process_manager;
 pub mod runner;
 pub mod sandbox;
+mod search;
 
 pub use files::LocalFilesystem;
 pub use isolation::{Isolation, IsolationTier};

@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use workspace_core::{
     ExecuteCommandOptions, OutputOffsets, ProcessId, ProcessInfo, ProcessManager, ProcessOutput,
-    Result, SandboxError, SpawnOptions, build_command_line,
+    ProcessState, Result, SandboxError, SpawnOptions, build_command_line,
 };
 
 use crate::background::{BackgroundOptions, BackgroundProcess};
@@ -184,5 +184,34 @@ impl ProcessManager for LocalProcessManager {
         let entry = self.entry(id)?;
         entry.process.wait(timeout).await;
         Ok(entry.info())
+    }
+
+    /// Pushed, not polled: the process's readers bump a change counter on every chunk and on
+    /// exit, and this waits on it.
+    async fn wait_for_change(
+        &self,
+        id: &ProcessId,
+        seen: OutputOffsets,
+        timeout: Duration,
+    ) -> Result<()> {
+        let entry = self.entry(id)?;
+        let mut changes = entry.process.changes();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            // Marked seen before reading, so a chunk landing after the read still wakes us.
+            changes.borrow_and_update();
+            let out = entry.process.output_since(seen);
+            if !out.stdout.is_empty()
+                || !out.stderr.is_empty()
+                || matches!(out.state, ProcessState::Exited(_))
+            {
+                return Ok(());
+            }
+            match tokio::time::timeout_at(deadline, changes.changed()).await {
+                Ok(Ok(())) => {}
+                // Timed out, or the process is gone (its sender dropped): nothing more comes.
+                Ok(Err(_)) | Err(_) => return Ok(()),
+            }
+        }
     }
 }

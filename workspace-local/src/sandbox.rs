@@ -16,8 +16,9 @@ use workspace_core::command::MAX_TIMEOUT;
 use workspace_core::lifecycle::Lifecycle;
 use workspace_core::process::DEFAULT_PROCESS_OUTPUT_RETENTION;
 use workspace_core::{
-    Capabilities, CommandResult, DirEntry, ExecuteCommandOptions, FileStat, ProcessManager, Result,
-    SandboxError, SandboxFilesystem, SandboxInfo, SandboxStatus, StartOutcome, WorkspaceSandbox,
+    Capabilities, CommandResult, DirEntry, ExecuteCommandOptions, FileStat, GlobRequest,
+    GlobResult, GrepRequest, GrepResult, PortUrl, ProcessManager, Result, SandboxError,
+    SandboxFilesystem, SandboxInfo, SandboxStatus, StartOutcome, WorkspaceSandbox,
     build_command_line, validate_env_name,
 };
 
@@ -950,7 +951,28 @@ impl WorkspaceSandbox for LocalSandbox {
         caps.filesystem = true;
         caps.processes = true;
         caps.isolated = self.shared.tier() != IsolationTier::None;
+        caps.ports = self.shared.jail.as_ref().is_none_or(|j| j.conf.network);
         caps
+    }
+
+    /// `http://127.0.0.1:PORT`, where the sandbox shares the host's network (no isolation, or
+    /// isolation with `.network(true)`); an isolated sandbox without network has only its own
+    /// loopback, which the host cannot reach.
+    async fn port_url(&self, port: u16) -> Result<PortUrl> {
+        if port == 0 {
+            return Err(SandboxError::invalid("port", "must be from 1 to 65535"));
+        }
+        self.shared.lifecycle.check_usable()?;
+        if self.shared.jail.as_ref().is_some_and(|j| !j.conf.network) {
+            return Err(SandboxError::PermissionDenied {
+                message: format!(
+                    "port {port}: this sandbox is isolated without network, so its ports are \
+                     reachable only from inside it (build it with `.network(true)` to reach them \
+                     from the host)"
+                ),
+            });
+        }
+        Ok(PortUrl::new(port, format!("http://127.0.0.1:{port}")))
     }
 }
 
@@ -995,6 +1017,16 @@ impl SandboxFilesystem for SandboxFiles {
     async fn rename(&self, from: &str, to: &str) -> Result<()> {
         self.shared.ensure_running().await?;
         self.shared.fs.rename(from, to).await
+    }
+
+    async fn grep(&self, request: &GrepRequest) -> Result<GrepResult> {
+        self.shared.ensure_running().await?;
+        self.shared.fs.grep(request).await
+    }
+
+    async fn glob(&self, request: &GlobRequest) -> Result<GlobResult> {
+        self.shared.ensure_running().await?;
+        self.shared.fs.glob(request).await
     }
 }
 

@@ -83,6 +83,11 @@ pub struct GetProcessOutputArgs {
     /// answering at once.
     #[serde(default)]
     pub wait_seconds: Option<u64>,
+    /// Wait until the output (from `since` on) matches this regular expression, e.g.
+    /// `Listening on|ready in` for a dev server, or the process exits, for up to
+    /// `wait_seconds` (default 30); one call instead of polling.
+    #[serde(default)]
+    pub wait_for: Option<String>,
 }
 
 /// Arguments of `kill_process`.
@@ -136,6 +141,41 @@ pub struct EditFileArgs {
     pub replace_all: Option<bool>,
 }
 
+/// One replacement of `multi_edit`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EditOp {
+    /// The exact text to replace; it must occur exactly once (in the text as the earlier edits
+    /// left it) unless `replace_all` is true.
+    pub old_string: String,
+    /// The text to put in its place.
+    pub new_string: String,
+    /// Replace every occurrence instead of exactly one.
+    #[serde(default)]
+    pub replace_all: Option<bool>,
+}
+
+/// Arguments of `multi_edit`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MultiEditArgs {
+    /// The file: absolute, or relative to the sandbox's working directory.
+    pub path: String,
+    /// The replacements, applied in order, each to the result of the one before. If any fails,
+    /// none is applied.
+    #[schemars(length(min = 1))]
+    pub edits: Vec<EditOp>,
+}
+
+/// Arguments of `port_url`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PortUrlArgs {
+    /// The port a server listens on inside the sandbox.
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: u16,
+}
+
 /// Arguments of `list_files`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -180,4 +220,91 @@ pub struct MkdirArgs {
 pub struct FileStatArgs {
     /// The path to describe.
     pub path: String,
+}
+
+/// What `grep` shows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GrepOutputMode {
+    /// The paths of the matching files, with their match counts (default).
+    #[default]
+    FilesWithMatches,
+    /// The matching lines as `path:line:text` (context lines as `path-line-text`).
+    Content,
+    /// Matching lines per file as `path:count`.
+    Count,
+}
+
+/// Arguments of `grep`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GrepArgs {
+    /// What to search for: a regular expression (Rust/PCRE-like syntax: `\w`, `\d`, `(a|b)`,
+    /// `fn\s+main`), or literal text with `fixed_strings: true`. Matches are within one line.
+    pub pattern: String,
+    /// The directory or file to search (default: the working directory).
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Treat `pattern` as literal text, not a regular expression.
+    #[serde(default)]
+    pub fixed_strings: Option<bool>,
+    /// Match regardless of upper/lower case.
+    #[serde(default)]
+    pub case_insensitive: Option<bool>,
+    /// Only search files matching one of these globs: without `/` a glob matches file names at
+    /// any depth (`*.rs`), with `/` the path relative to `path` (`src/**/*.ts`).
+    #[serde(default)]
+    pub include: Option<Vec<String>>,
+    /// Skip files and directories matching any of these globs (e.g. `vendor`, `*.min.js`).
+    #[serde(default)]
+    pub exclude: Option<Vec<String>>,
+    /// `files_with_matches` (default): matching paths; `content`: matching lines with line
+    /// numbers; `count`: matches per file.
+    #[serde(default)]
+    pub output_mode: Option<GrepOutputMode>,
+    /// With `output_mode: content`, lines of context before and after each match.
+    #[serde(default)]
+    #[schemars(range(max = 20))]
+    pub context: Option<u32>,
+    /// Also search files that `.gitignore` excludes (default false).
+    #[serde(default)]
+    pub include_ignored: Option<bool>,
+    /// Most files (or lines, with `content`) to show (default 100).
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 2000))]
+    pub head_limit: Option<u32>,
+}
+
+/// Order of `glob` results.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GlobSortArg {
+    /// Alphabetical by path (default).
+    #[default]
+    Path,
+    /// Most recently modified first.
+    Newest,
+}
+
+/// Arguments of `glob`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GlobArgs {
+    /// The pattern, matched against paths relative to `path`: `*` and `?` within one path
+    /// segment, `**` across segments, `[abc]` sets, `{a,b}` alternatives. Example:
+    /// `**/*.{ts,tsx}`; `*.rs` matches only the top level.
+    pub pattern: String,
+    /// The directory to search (default: the working directory).
+    #[serde(default)]
+    pub path: Option<String>,
+    /// `path` (default) or `newest` (most recently modified first).
+    #[serde(default)]
+    pub sort: Option<GlobSortArg>,
+    /// Also list files that `.gitignore` excludes (default false).
+    #[serde(default)]
+    pub include_ignored: Option<bool>,
+    /// Most paths to show (default 200).
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 5000))]
+    pub head_limit: Option<u32>,
 }

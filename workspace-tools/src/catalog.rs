@@ -9,7 +9,8 @@ use serde_json::{Map, Value, json};
 
 use crate::args::{
     DeleteArgs, EditFileArgs, ExecuteCommandArgs, ExecuteCommandBackgroundArgs, FileStatArgs,
-    GetProcessOutputArgs, KillProcessArgs, ListFilesArgs, MkdirArgs, ReadFileArgs, WriteFileArgs,
+    GetProcessOutputArgs, GlobArgs, GrepArgs, KillProcessArgs, ListFilesArgs, MkdirArgs,
+    MultiEditArgs, PortUrlArgs, ReadFileArgs, WriteFileArgs,
 };
 use crate::options::WorkspaceToolsOptions;
 
@@ -29,6 +30,8 @@ pub enum ToolKind {
     WriteFile,
     /// Replace exact text in a file.
     EditFile,
+    /// Several exact replacements in one file, all or none.
+    MultiEdit,
     /// List a directory tree, optionally filtered by a glob.
     ListFiles,
     /// Delete a file or directory.
@@ -37,6 +40,12 @@ pub enum ToolKind {
     Mkdir,
     /// Describe a path.
     FileStat,
+    /// Search file contents.
+    Grep,
+    /// Find files by a path pattern.
+    Glob,
+    /// The URL that reaches a sandbox port from outside.
+    PortUrl,
 }
 
 /// What a tool needs from the sandbox to be offered.
@@ -45,21 +54,26 @@ pub(crate) enum Needs {
     Nothing,
     Filesystem,
     Processes,
+    Ports,
 }
 
 impl ToolKind {
     /// Every tool, in the order they are offered.
-    pub const ALL: [ToolKind; 10] = [
+    pub const ALL: [ToolKind; 14] = [
         ToolKind::ExecuteCommand,
         ToolKind::GetProcessOutput,
         ToolKind::KillProcess,
         ToolKind::ReadFile,
         ToolKind::WriteFile,
         ToolKind::EditFile,
+        ToolKind::MultiEdit,
         ToolKind::ListFiles,
         ToolKind::Delete,
         ToolKind::Mkdir,
         ToolKind::FileStat,
+        ToolKind::Grep,
+        ToolKind::Glob,
+        ToolKind::PortUrl,
     ];
 
     /// The tool's name without a prefix, e.g. `execute_command`.
@@ -71,10 +85,14 @@ impl ToolKind {
             ToolKind::ReadFile => "read_file",
             ToolKind::WriteFile => "write_file",
             ToolKind::EditFile => "edit_file",
+            ToolKind::MultiEdit => "multi_edit",
             ToolKind::ListFiles => "list_files",
             ToolKind::Delete => "delete",
             ToolKind::Mkdir => "mkdir",
             ToolKind::FileStat => "file_stat",
+            ToolKind::Grep => "grep",
+            ToolKind::Glob => "glob",
+            ToolKind::PortUrl => "port_url",
         }
     }
 
@@ -92,10 +110,18 @@ impl ToolKind {
             ToolKind::ReadFile => "read a text file, with line numbers",
             ToolKind::WriteFile => "create or overwrite a file",
             ToolKind::EditFile => "replace an exact, unique piece of text in a file",
+            ToolKind::MultiEdit => "apply several exact replacements to one file, all or none",
             ToolKind::ListFiles => "list a directory tree, optionally filtered by a glob",
             ToolKind::Delete => "delete a file or directory",
             ToolKind::Mkdir => "create a directory and its parents",
             ToolKind::FileStat => "show a path's kind, size, permissions and modification time",
+            ToolKind::Grep => {
+                "search file contents by regex or text (respects .gitignore); paths, lines or counts"
+            }
+            ToolKind::Glob => "find files by a path pattern such as `**/*.rs`",
+            ToolKind::PortUrl => {
+                "get the address that reaches a server's port from outside the sandbox"
+            }
         }
     }
 
@@ -103,13 +129,17 @@ impl ToolKind {
         match self {
             ToolKind::ExecuteCommand => Needs::Nothing,
             ToolKind::GetProcessOutput | ToolKind::KillProcess => Needs::Processes,
+            ToolKind::PortUrl => Needs::Ports,
             ToolKind::ReadFile
             | ToolKind::WriteFile
             | ToolKind::EditFile
+            | ToolKind::MultiEdit
             | ToolKind::ListFiles
             | ToolKind::Delete
             | ToolKind::Mkdir
-            | ToolKind::FileStat => Needs::Filesystem,
+            | ToolKind::FileStat
+            | ToolKind::Grep
+            | ToolKind::Glob => Needs::Filesystem,
         }
     }
 }
@@ -178,10 +208,14 @@ pub(crate) fn build_spec(
         ToolKind::ReadFile => schema_of::<ReadFileArgs>(),
         ToolKind::WriteFile => schema_of::<WriteFileArgs>(),
         ToolKind::EditFile => schema_of::<EditFileArgs>(),
+        ToolKind::MultiEdit => schema_of::<MultiEditArgs>(),
         ToolKind::ListFiles => schema_of::<ListFilesArgs>(),
         ToolKind::Delete => schema_of::<DeleteArgs>(),
         ToolKind::Mkdir => schema_of::<MkdirArgs>(),
         ToolKind::FileStat => schema_of::<FileStatArgs>(),
+        ToolKind::Grep => schema_of::<GrepArgs>(),
+        ToolKind::Glob => schema_of::<GlobArgs>(),
+        ToolKind::PortUrl => schema_of::<PortUrlArgs>(),
     };
     // Limits that come from the options rather than the types.
     match kind {
@@ -285,6 +319,7 @@ fn tidy_object_schema(schema: &mut Value) {
                 p.remove("default");
             }
         }
+        consts_to_enum(p);
         tidy_object_schema(prop);
     }
 }
@@ -317,6 +352,24 @@ fn strip_null_type(p: &mut Map<String, Value>) {
                 p.entry(k).or_insert(v);
             }
         }
+    }
+}
+
+/// `oneOf: [{const: "a"}, {const: "b"}]` (what a documented unit enum becomes) →
+/// `type: string, enum: ["a", "b"]`, the form every model and gateway reads; the field's own
+/// description already says what each value means.
+fn consts_to_enum(p: &mut Map<String, Value>) {
+    let Some(Value::Array(alternatives)) = p.get("oneOf") else {
+        return;
+    };
+    let values: Option<Vec<Value>> = alternatives
+        .iter()
+        .map(|a| a.get("const").filter(|c| c.is_string()).cloned())
+        .collect();
+    if let Some(values) = values {
+        p.remove("oneOf");
+        p.insert("type".into(), "string".into());
+        p.insert("enum".into(), Value::Array(values));
     }
 }
 
@@ -362,7 +415,9 @@ fn describe(options: &WorkspaceToolsOptions, kind: ToolKind, background: bool) -
             "Read the output and state (running, or its exit code) of a background process \
              started with `{}` and `background: true`. Each answer ends with `next` offsets: \
              pass them as `since` to get only newer output. `wait_seconds` (at most {}) waits \
-             for new output or for the process to exit before answering.",
+             for new output or for the process to exit before answering. `wait_for` (a \
+             regular expression) waits until the output matches it, e.g. a server's \
+             `Listening on` line, so one call replaces a polling loop.",
             name(ToolKind::ExecuteCommand),
             options.max_wait.as_secs(),
         ),
@@ -379,15 +434,38 @@ fn describe(options: &WorkspaceToolsOptions, kind: ToolKind, background: bool) -
              working directory unless absolute.",
             crate::tools::files::DEFAULT_READ_LIMIT,
         ),
-        ToolKind::WriteFile => "Create a file or replace its whole content, creating missing \
-             parent directories. Paths are relative to the sandbox's working directory unless \
-             absolute."
-            .to_string(),
+        ToolKind::WriteFile => {
+            let mut d = "Create a file or replace its whole content, creating missing parent \
+                 directories. Paths are relative to the sandbox's working directory unless \
+                 absolute."
+                .to_string();
+            if options.edit_safety {
+                d.push_str(&format!(
+                    " To replace an existing file, read it with `{}` first; if it changed \
+                     since, you are told to read it again.",
+                    name(ToolKind::ReadFile)
+                ));
+            }
+            d
+        }
         ToolKind::EditFile => format!(
             "Replace exact text in a file. `old_string` must match the file exactly, including \
              whitespace and indentation (without the line-number prefix `{}` shows), and must \
              occur exactly once unless `replace_all` is true; otherwise nothing changes and you \
-             are told how many times it matched. Read the file first.",
+             are told how many times it matched. Read the file first{}.",
+            name(ToolKind::ReadFile),
+            if options.edit_safety {
+                " (an edit to a file not read in this session, or changed since, is refused)"
+            } else {
+                ""
+            },
+        ),
+        ToolKind::MultiEdit => format!(
+            "Make several exact replacements in one file in one call: `edits` are applied in \
+             order, each to the text the previous ones left, with the rules of `{}`. If any \
+             edit fails, the file is left as it was and you are told which edit failed and \
+             why. Read the file with `{}` first.",
+            name(ToolKind::EditFile),
             name(ToolKind::ReadFile),
         ),
         ToolKind::ListFiles => "List a directory as an indented tree with file sizes, `depth` \
@@ -403,6 +481,30 @@ fn describe(options: &WorkspaceToolsOptions, kind: ToolKind, background: bool) -
         }
         ToolKind::FileStat => "Show whether a path is a file, directory or symlink, its size in \
              bytes, its permissions and when it was last modified."
+            .to_string(),
+        ToolKind::Grep => format!(
+            "Search the contents of files under a directory (or one file) for a regular \
+             expression or, with `fixed_strings`, literal text. Faster and more precise than \
+             running grep with `{}`. Files excluded by `.gitignore`, the `.git` directory, \
+             binary files and symlinks are skipped. `include`/`exclude` globs narrow the files. \
+             `output_mode`: `files_with_matches` (default) lists matching paths with counts, \
+             `content` shows `path:line:text` (with `context` lines as `path-line-text`), \
+             `count` gives matches per file. At most `head_limit` entries are shown and a last \
+             line says how many more there are. Paths are relative to `path`; read a hit with \
+             `{}` and its line number as `offset`.",
+            name(ToolKind::ExecuteCommand),
+            name(ToolKind::ReadFile),
+        ),
+        ToolKind::Glob => "Find files by a path pattern matched against paths relative to \
+             `path`: `**/*.rs` (any depth), `src/*.{ts,tsx}`, `*.md` (top level only). Files \
+             excluded by `.gitignore` and the `.git` directory are left out. `sort: newest` \
+             puts recently modified files first. At most `head_limit` paths are shown, with the \
+             total."
+            .to_string(),
+        ToolKind::PortUrl => "Get the address at which a server listening on `port` inside the \
+             sandbox can be reached from outside it, to give to the user. Inside the sandbox \
+             (in commands) use `http://localhost:PORT` instead. Start the server in the \
+             background first; the address exists even before anything listens."
             .to_string(),
     }
 }

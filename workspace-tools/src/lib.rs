@@ -9,8 +9,9 @@
 //! |---|---|---|
 //! | `execute_command` | — | run a shell command; `background: true` starts a process (needs processes) |
 //! | `get_process_output`, `kill_process` | processes | follow a background process by byte offsets; kill it |
-//! | `read_file`, `write_file`, `edit_file` | filesystem | read with line numbers; write; exact unique replace |
+//! | `read_file`, `write_file`, `edit_file`, `multi_edit` | filesystem | read with line numbers; write; exact unique replace; several replacements, all or none |
 //! | `list_files`, `delete`, `mkdir`, `file_stat` | filesystem | tree or glob listing; remove; create; describe |
+//! | `grep`, `glob` | filesystem | content search (regex, `.gitignore`-aware, capped); files by path pattern |
 //!
 //! - **Definitions** come from typed argument structs ([`args`]) through `schemars`, rendered for
 //!   OpenAI chat completions ([`Workspace::definitions_openai`]) and Anthropic Messages
@@ -23,6 +24,13 @@
 //!   progress bars rendered ([`ansi`]), each answer fitted to a byte budget by cutting the middle
 //!   of long output behind a marker with exact byte and line counts ([`trim`]), exit codes,
 //!   timeouts and the sandbox's own truncation flagged in the text.
+//! - **Edits are safe by default**: changing an existing file needs a `read_file` of it in this
+//!   workspace first, and is refused ("file changed since you read it: read it again") when
+//!   the file changed underneath; edits to one file run one at a time; `multi_edit` applies
+//!   all its replacements or none ([`WorkspaceToolsOptions::edit_safety`] turns the checks off).
+//! - **The application decides**: a [`ToolPolicy`] ([`Workspace::set_policy`]) allows, denies
+//!   (with a reason the model sees) or rewrites each call before it runs, and [`ToolHook`]s
+//!   ([`Workspace::add_hook`]) see or redact every answer; both are bounded ([`policy`]).
 //! - [`Workspace::instructions`] is the system-prompt text: the sandbox's own instructions and the
 //!   tool list.
 //!
@@ -64,9 +72,10 @@
 pub mod ansi;
 pub mod args;
 pub mod catalog;
-mod glob;
+mod ledger;
 pub mod options;
 pub mod output;
+pub mod policy;
 mod report;
 mod tools;
 pub mod trim;
@@ -79,4 +88,5 @@ pub mod testkit;
 pub use catalog::{ToolKind, ToolSpec};
 pub use options::WorkspaceToolsOptions;
 pub use output::{ToolErrorKind, ToolOutput};
+pub use policy::{PolicyDecision, ToolCall, ToolHook, ToolPolicy};
 pub use workspace::{ToolArgs, Workspace};

@@ -17,6 +17,9 @@ pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
 pub const DEFAULT_MAX_COMMAND_TIMEOUT: Duration = Duration::from_secs(3600);
 /// Default upper bound on `get_process_output`'s `wait_seconds`: two minutes.
 pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(120);
+/// Default bound on one approval-policy decision or result hook: five minutes, room for a
+/// person to answer.
+pub const DEFAULT_POLICY_TIMEOUT: Duration = Duration::from_secs(300);
 /// Longest tool name OpenAI and Anthropic accept.
 const MAX_TOOL_NAME_LEN: usize = 64;
 
@@ -49,6 +52,12 @@ pub struct WorkspaceToolsOptions {
     pub tool_prefix: String,
     /// The tools that may be offered; `None`: all of them.
     pub allowed: Option<BTreeSet<ToolKind>>,
+    /// Refuse to change an existing file the model has not read in this workspace, or that
+    /// changed since it read it (default on).
+    pub edit_safety: bool,
+    /// How long a [`crate::ToolPolicy`] may take to decide, and a [`crate::ToolHook`] to run,
+    /// before the call is denied (or its answer withheld).
+    pub policy_timeout: Duration,
 }
 
 impl Default for WorkspaceToolsOptions {
@@ -60,6 +69,8 @@ impl Default for WorkspaceToolsOptions {
             max_wait: DEFAULT_MAX_WAIT,
             tool_prefix: String::new(),
             allowed: None,
+            edit_safety: true,
+            policy_timeout: DEFAULT_POLICY_TIMEOUT,
         }
     }
 }
@@ -109,6 +120,21 @@ impl WorkspaceToolsOptions {
         self
     }
 
+    /// Whether `write_file`, `edit_file` and `multi_edit` refuse to change an existing file
+    /// that was not read in this workspace or changed since (default `true`). Edits to one
+    /// file are serialised either way.
+    pub fn edit_safety(mut self, on: bool) -> Self {
+        self.edit_safety = on;
+        self
+    }
+
+    /// How long a policy may take to decide (and a hook to run) before the call is denied
+    /// (default [`DEFAULT_POLICY_TIMEOUT`]).
+    pub fn policy_timeout(mut self, timeout: Duration) -> Self {
+        self.policy_timeout = timeout;
+        self
+    }
+
     /// Check every value: the budget is at least [`MIN_OUTPUT_BUDGET`], timeouts are whole
     /// seconds greater than zero, the default timeout is within the maximum, and prefixed names
     /// are valid tool names (`[A-Za-z0-9_-]`, at most 64 characters).
@@ -126,6 +152,7 @@ impl WorkspaceToolsOptions {
             ("command_timeout", self.command_timeout),
             ("max_command_timeout", self.max_command_timeout),
             ("max_wait", self.max_wait),
+            ("policy_timeout", self.policy_timeout),
         ] {
             if d.as_secs() == 0 || d.subsec_nanos() != 0 {
                 return Err(SandboxError::invalid(

@@ -21,6 +21,9 @@ pub enum ToolErrorKind {
     Sandbox,
     /// The tool ran but could not do what was asked (e.g. `edit_file`'s text matched twice).
     Rejected,
+    /// The application's [`crate::ToolPolicy`] refused the call, or a [`crate::ToolHook`]
+    /// withheld its answer.
+    Denied,
 }
 
 /// The answer of one tool call.
@@ -109,6 +112,18 @@ pub(crate) enum ToolError {
     Sandbox(SandboxError),
     /// The tool could not do what was asked; the message says why and what to do.
     Rejected(String),
+}
+
+impl ToolError {
+    /// The same error with `prefix` before its message (a sandbox error becomes a rejection
+    /// that quotes it).
+    pub(crate) fn prefixed(self, prefix: &str) -> ToolError {
+        match self {
+            ToolError::InvalidArguments(m) => ToolError::InvalidArguments(format!("{prefix}{m}")),
+            ToolError::Rejected(m) => ToolError::Rejected(format!("{prefix}{m}")),
+            ToolError::Sandbox(e) => ToolError::Rejected(format!("{prefix}{e}")),
+        }
+    }
 }
 
 impl From<SandboxError> for ToolError {

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use futures::FutureExt;
 use serde_json::Value;
@@ -10,11 +10,13 @@ use workspace_core::{CancellationToken, Result, WorkspaceSandbox};
 
 use crate::args::{
     DeleteArgs, EditFileArgs, ExecuteCommandArgs, ExecuteCommandBackgroundArgs, FileStatArgs,
-    GetProcessOutputArgs, KillProcessArgs, ListFilesArgs, MkdirArgs, ReadFileArgs, WriteFileArgs,
+    GetProcessOutputArgs, GlobArgs, GrepArgs, KillProcessArgs, ListFilesArgs, MkdirArgs,
+    MultiEditArgs, PortUrlArgs, ReadFileArgs, WriteFileArgs,
 };
 use crate::catalog::{Needs, ToolKind, ToolSpec, build_spec, tool_name};
 use crate::options::WorkspaceToolsOptions;
 use crate::output::{ToolError, ToolErrorKind, ToolOutput};
+use crate::policy::{PolicyDecision, ToolCall, ToolHook, ToolPolicy};
 use crate::tools::{self, Ctx};
 use crate::validate::parse_args;
 
@@ -93,6 +95,9 @@ struct Inner {
     sandbox: Arc<dyn WorkspaceSandbox>,
     options: WorkspaceToolsOptions,
     specs: Vec<ToolSpec>,
+    ledger: crate::ledger::Ledger,
+    policy: RwLock<Option<Arc<dyn ToolPolicy>>>,
+    hooks: RwLock<Vec<Arc<dyn ToolHook>>>,
 }
 
 impl fmt::Debug for Workspace {
@@ -102,6 +107,8 @@ impl fmt::Debug for Workspace {
             .field("provider", &self.inner.sandbox.provider())
             .field("tools", &self.tool_names())
             .field("options", &self.inner.options)
+            .field("policy", &read(&self.inner.policy).is_some())
+            .field("hooks", &read(&self.inner.hooks).len())
             .finish()
     }
 }
@@ -125,12 +132,14 @@ impl Workspace {
     fn build(sandbox: Arc<dyn WorkspaceSandbox>, options: WorkspaceToolsOptions) -> Self {
         let has_fs = sandbox.filesystem().is_some();
         let has_processes = sandbox.processes().is_some();
+        let has_ports = sandbox.capabilities().ports;
         let offered = |k: ToolKind| {
             options.is_allowed(k)
                 && match k.needs() {
                     Needs::Nothing => true,
                     Needs::Filesystem => has_fs,
                     Needs::Processes => has_processes,
+                    Needs::Ports => has_ports,
                 }
         };
         // `background` is only worth offering when the model can also read and stop what it
@@ -146,8 +155,27 @@ impl Workspace {
                 sandbox,
                 options,
                 specs,
+                ledger: Default::default(),
+                policy: RwLock::new(None),
+                hooks: RwLock::new(Vec::new()),
             }),
         }
+    }
+
+    /// Ask `policy` before every tool call from now on (replacing any earlier one), on this
+    /// workspace and its clones. See [`crate::policy`].
+    pub fn set_policy(&self, policy: Arc<dyn ToolPolicy>) {
+        *write(&self.inner.policy) = Some(policy);
+    }
+
+    /// Stop asking a policy: every call runs.
+    pub fn clear_policy(&self) {
+        *write(&self.inner.policy) = None;
+    }
+
+    /// Run `hook` on every answer from now on, after the hooks added before it.
+    pub fn add_hook(&self, hook: Arc<dyn ToolHook>) {
+        write(&self.inner.hooks).push(hook);
     }
 
     /// The sandbox behind the tools.
@@ -205,6 +233,13 @@ impl Workspace {
                  directory, so both see the same files.\n",
             );
         }
+        if let Some(ports) = self.tool(&tool_name(&self.inner.options, ToolKind::PortUrl)) {
+            s.push_str(&format!(
+                "Servers you start are reachable inside the sandbox at `http://localhost:PORT`; \
+                 to give the user an address for one, call `{}` with its port.\n",
+                ports.name
+            ));
+        }
         s.push_str(&format!(
             "Command output is cleaned of terminal escape codes and each tool answer is limited \
              to {} bytes: longer output is cut in the middle, and the cut is marked with the \
@@ -245,14 +280,52 @@ impl Workspace {
         let Some(spec) = self.tool(name) else {
             return self.unknown_tool(name);
         };
+        let value = match args.into_value() {
+            Ok(v) => v,
+            Err(e) => return e.into_output(name, spec.kind),
+        };
+        let call = ToolCall {
+            tool: name.to_string(),
+            kind: spec.kind,
+            arguments: value,
+        };
+        let limit = self.inner.options.policy_timeout;
+        let policy = read(&self.inner.policy).clone();
+        let verdict = match policy {
+            None => Ok(call.arguments.clone()),
+            Some(policy) => match crate::policy::decide(policy.as_ref(), &call, limit).await {
+                PolicyDecision::Allow => Ok(call.arguments.clone()),
+                PolicyDecision::Modify(v) => Ok(v),
+                PolicyDecision::Deny { reason } => Err(reason),
+            },
+        };
+        let out = match verdict {
+            Ok(value) => self.run(spec, name, value, cancel).await,
+            Err(reason) => crate::policy::denied(&call, &reason),
+        };
+        let hooks = read(&self.inner.hooks).clone();
+        let mut out = out;
+        for hook in hooks {
+            out = crate::policy::run_hook(hook.as_ref(), &call, out, limit).await;
+        }
+        out
+    }
+
+    async fn run(
+        &self,
+        spec: &ToolSpec,
+        name: &str,
+        value: Value,
+        cancel: Option<CancellationToken>,
+    ) -> ToolOutput {
         let ctx = Ctx {
             sandbox: self.inner.sandbox.as_ref(),
             options: &self.inner.options,
             tool: name,
             cancel,
+            ledger: &self.inner.ledger,
         };
         let run = async {
-            let value = args.into_value()?;
             let schema = &spec.parameters;
             match spec.kind {
                 ToolKind::ExecuteCommand if self.offers_background() => {
@@ -283,6 +356,10 @@ impl Workspace {
                     let a: EditFileArgs = parse_args(schema, value)?;
                     tools::files::edit_file(&ctx, a).await
                 }
+                ToolKind::MultiEdit => {
+                    let a: MultiEditArgs = parse_args(schema, value)?;
+                    tools::files::multi_edit(&ctx, a).await
+                }
                 ToolKind::ListFiles => {
                     let a: ListFilesArgs = parse_args(schema, value)?;
                     tools::listing::list_files(&ctx, a).await
@@ -298,6 +375,18 @@ impl Workspace {
                 ToolKind::FileStat => {
                     let a: FileStatArgs = parse_args(schema, value)?;
                     tools::files::file_stat(&ctx, a).await
+                }
+                ToolKind::Grep => {
+                    let a: GrepArgs = parse_args(schema, value)?;
+                    tools::search::grep(&ctx, a).await
+                }
+                ToolKind::Glob => {
+                    let a: GlobArgs = parse_args(schema, value)?;
+                    tools::search::glob(&ctx, a).await
+                }
+                ToolKind::PortUrl => {
+                    let a: PortUrlArgs = parse_args(schema, value)?;
+                    tools::process::port_url(&ctx, a).await
                 }
             }
         };
@@ -350,4 +439,15 @@ impl Workspace {
         }
         ToolOutput::failed(name, ToolErrorKind::UnknownTool, text)
     }
+}
+
+/// The policy and hooks are set rarely and read on every call; a poisoned lock (a panic while
+/// one was being set) still holds a usable value.
+fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -32,5 +32,5 @@ fn path_outside_root_is_denied() {
 /// The check list and the generated tests cover the same checks.
 #[test]
 fn every_check_is_listed() {
-    assert_eq!(workspace_tools::testkit::CHECKS.len(), 17);
+    assert_eq!(workspace_tools::testkit::CHECKS.len(), 21);
 }

@@ -45,6 +45,7 @@ mod lifecycle;
 mod probe;
 mod processes;
 mod random;
+mod search;
 mod streams;
 mod termination;
 
@@ -69,8 +70,9 @@ pub use leaks::{
 };
 pub use lifecycle::{destroy_kills_background_processes, lazy_start, lifecycle};
 pub use probe::working_dir;
-pub use processes::{background_process, background_process_exit};
+pub use processes::{background_process, background_process_exit, process_output_stream};
 pub use random::{pseudo_random_bytes, unique_suffix};
+pub use search::{search_glob, search_grep};
 pub use streams::{
     callbacks_route_streams, large_output_default_cap, large_output_small_cap, large_stderr,
     streaming_callbacks,
@@ -163,8 +165,11 @@ macro_rules! __conformance_check_list {
                 callbacks_route_streams,
                 files_round_trip,
                 file_operations,
+                search_grep,
+                search_glob,
                 background_process,
                 background_process_exit,
+                process_output_stream,
             ]
             factory: [
                 lifecycle,

@@ -232,3 +232,56 @@ pub async fn background_process_exit(sandbox: &dyn WorkspaceSandbox) {
         pm.wait(&unknown, Some(Duration::from_secs(1))).await,
     );
 }
+
+/// Pushed output: [`crate::ProcessManagerExt::subscribe`] yields stdout and stderr apart, in
+/// full, then the exit code; [`crate::ProcessManagerExt::wait_for_output`] returns on a match
+/// well before the process ends, and says when the pattern never came.
+pub async fn process_output_stream(sandbox: &dyn WorkspaceSandbox) {
+    use crate::process::{ProcessEvent, ProcessManagerExt};
+    use futures::StreamExt;
+
+    let Some(pm) = processes(sandbox, "process_output_stream") else {
+        return;
+    };
+    let info = spawn(
+        pm,
+        "printf 'a\\n'; printf 'e\\n' >&2; sleep 1; printf 'ready\\n'; sleep 1; printf 'b\\n'; exit 3",
+        SpawnOptions::default(),
+    )
+    .await;
+    let ready = regex::Regex::new("(?m)^ready$").unwrap_or_else(|e| panic!("{e}"));
+    let started = Instant::now();
+    let seen = pm
+        .wait_for_output(&info.id, OutputOffsets::default(), &ready, SETTLE)
+        .await
+        .unwrap_or_else(|e| panic!("wait_for_output: {e} [{e:?}]"));
+    assert!(seen.matched, "`ready` should match: {seen:?}");
+    assert_eq!(
+        seen.output.state,
+        ProcessState::Running,
+        "matched before the end: {seen:?}"
+    );
+    assert!(started.elapsed() < SETTLE, "{:?}", started.elapsed());
+
+    let mut events = pm.subscribe(&info.id, OutputOffsets::default());
+    let (mut out, mut err, mut exit) = (Vec::new(), Vec::new(), None);
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    while let Ok(Some(event)) = tokio::time::timeout_at(deadline, events.next()).await {
+        match event.unwrap_or_else(|e| panic!("subscribe: {e} [{e:?}]")) {
+            ProcessEvent::Stdout(b) => out.extend(b),
+            ProcessEvent::Stderr(b) => err.extend(b),
+            ProcessEvent::Exited(code) => exit = Some(code),
+        }
+    }
+    assert_eq!(String::from_utf8_lossy(&out), "a\nready\nb\n");
+    assert_eq!(String::from_utf8_lossy(&err), "e\n");
+    assert_eq!(exit, Some(3), "the stream ends with the exit code");
+
+    let never = regex::Regex::new("never printed").unwrap_or_else(|e| panic!("{e}"));
+    let missed = pm
+        .wait_for_output(&info.id, OutputOffsets::default(), &never, SETTLE)
+        .await
+        .unwrap_or_else(|e| panic!("wait_for_output: {e} [{e:?}]"));
+    assert!(!missed.matched);
+    assert_eq!(missed.output.state, ProcessState::Exited(3));
+}

@@ -4,7 +4,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use daytona_api::toolbox::FileInfo;
-use workspace_core::{DirEntry, FileKind, FileStat, Result, SandboxError, SandboxFilesystem};
+use workspace_core::{
+    DirEntry, FileKind, FileStat, GlobRequest, GlobResult, GrepRequest, GrepResult, Result,
+    SandboxError, SandboxFilesystem,
+};
 
 use crate::error::DaytonaError;
 
@@ -19,7 +22,7 @@ pub(crate) struct DaytonaFiles {
 }
 
 /// A failed file call: what the caller should see, keeping sandbox-down failures retryable.
-fn file_error(e: DaytonaError, path: &str) -> OpError {
+pub(super) fn file_error(e: DaytonaError, path: &str) -> OpError {
     match e {
         DaytonaError::FileNotFound(_) => {
             OpError::Final(SandboxError::not_found(format!("file {path}")))
@@ -55,7 +58,7 @@ fn check_path(path: &str) -> Result<()> {
 }
 
 /// `path` made absolute against the working directory.
-async fn absolute(
+pub(super) async fn absolute(
     shared: &Shared,
     attached: &Attached,
     path: &str,
@@ -269,5 +272,13 @@ impl SandboxFilesystem for DaytonaFiles {
                 }
             })
             .await
+    }
+
+    async fn grep(&self, request: &GrepRequest) -> Result<GrepResult> {
+        super::search::grep(&self.shared, request).await
+    }
+
+    async fn glob(&self, request: &GlobRequest) -> Result<GlobResult> {
+        super::search::glob(&self.shared, request).await
     }
 }

@@ -10,6 +10,8 @@
 //! - `command`, `session`, `spare`, `collector`, `script`, `output`: running one command in a
 //!   session of its own (made ahead of need when it can be), and reading its output back.
 //! - `files`, `processes`, `info`: the file API, background processes, info and instructions.
+//! - `search`: `grep` and `glob` through the toolbox's search routes or a command in the
+//!   sandbox, contents never downloaded.
 
 pub mod builder;
 mod classify;
@@ -23,6 +25,7 @@ mod processes;
 mod resident;
 mod sandbox;
 mod script;
+mod search;
 mod session;
 mod spare;
 

@@ -15,6 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use daytona_api::toolbox::{Command, SessionCommandLogsResponse};
+use futures::{FutureExt, StreamExt};
 use tokio::time::Instant;
 use workspace_core::{
     EXIT_KILLED, ExecuteCommandOptions, OutputOffsets, ProcessId, ProcessInfo, ProcessManager,
@@ -22,6 +23,7 @@ use workspace_core::{
 };
 
 use crate::error::DaytonaError;
+use crate::follow::RawLogEvent;
 use crate::process::Process;
 
 use super::command::{NewSession, start_in_new_session};
@@ -319,6 +321,49 @@ impl ProcessManager for DaytonaProcesses {
         lock(&self.shared.processes.killed).insert(id.clone(), (info.clone(), output));
         lock(&self.shared.processes.stdin).remove(id);
         Ok(info)
+    }
+
+    /// The log WebSocket as a doorbell: it replays the log and then sends each new piece as
+    /// it is written, so a frame (or the stream's end, when the process exits) means "look
+    /// again", and the offsets are checked against [`ProcessManager::output`]. If the socket
+    /// cannot be opened, this falls back to polling.
+    async fn wait_for_change(
+        &self,
+        id: &ProcessId,
+        seen: OutputOffsets,
+        timeout: Duration,
+    ) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        if self.output(id, seen).await?.has_news() {
+            return Ok(());
+        }
+        let opened = self
+            .with_process(id, |p, s, c| async move {
+                p.follow_session_command_logs_raw(&s, &c).await
+            })
+            .await;
+        let Ok(mut log) = opened else {
+            let left = deadline.saturating_duration_since(Instant::now());
+            return workspace_core::poll_for_change(self, id, seen, left).await;
+        };
+        loop {
+            match tokio::time::timeout_at(deadline, log.next()).await {
+                // The time is up, or the log ended (the process exited, or the socket dropped
+                // and the caller's next read tells which): either way, answer.
+                Err(_) | Ok(None) | Ok(Some(RawLogEvent::End(_))) => return Ok(()),
+                Ok(Some(RawLogEvent::Data(_))) => {
+                    // The replay arrives in a burst: take what is already there before asking.
+                    while let Some(Some(event)) = log.next().now_or_never() {
+                        if matches!(event, RawLogEvent::End(_)) {
+                            return Ok(());
+                        }
+                    }
+                    if self.output(id, seen).await?.has_news() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
     }
 
     async fn wait(&self, id: &ProcessId, timeout: Option<Duration>) -> Result<ProcessInfo> {

@@ -12,8 +12,8 @@ use daytona_api::sandbox::SandboxState;
 use tokio::sync::OnceCell;
 use workspace_core::lifecycle::Lifecycle;
 use workspace_core::{
-    Capabilities, CommandResult, ExecuteCommandOptions, ProcessManager, Result, SandboxError,
-    SandboxFilesystem, SandboxInfo, SandboxStatus, StartOutcome, WorkspaceSandbox,
+    Capabilities, CommandResult, ExecuteCommandOptions, PortUrl, ProcessManager, Result,
+    SandboxError, SandboxFilesystem, SandboxInfo, SandboxStatus, StartOutcome, WorkspaceSandbox,
 };
 
 use crate::client::DaytonaClient;
@@ -453,6 +453,31 @@ impl WorkspaceSandbox for DaytonaSandbox {
         caps.filesystem = true;
         caps.processes = true;
         caps.isolated = true;
+        caps.ports = true;
         caps
+    }
+
+    /// The port's preview link; its token (for a private sandbox) is the
+    /// `X-Daytona-Preview-Token` header.
+    async fn port_url(&self, port: u16) -> Result<PortUrl> {
+        if port == 0 {
+            return Err(SandboxError::invalid("port", "must be from 1 to 65535"));
+        }
+        let link = self
+            .shared
+            .with_retry(|attached| async move {
+                attached
+                    .sandbox
+                    .get_preview_link(port)
+                    .await
+                    .map_err(OpError::Daytona)
+            })
+            .await?;
+        let (name, value) = link.auth_header();
+        let mut url = PortUrl::new(port, link.url.clone());
+        if !value.is_empty() {
+            url = url.header(name, value);
+        }
+        Ok(url)
     }
 }

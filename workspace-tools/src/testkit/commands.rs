@@ -21,6 +21,9 @@ pub async fn schemas_are_strict_objects(sandbox: Arc<dyn WorkspaceSandbox>) {
             ToolKind::WriteFile => vec!["path", "content"],
             ToolKind::EditFile => vec!["path", "old_string", "new_string"],
             ToolKind::ListFiles => vec![],
+            ToolKind::Grep | ToolKind::Glob => vec!["pattern"],
+            ToolKind::MultiEdit => vec!["path", "edits"],
+            ToolKind::PortUrl => vec!["port"],
             _ => vec!["path"],
         }
     };

@@ -174,7 +174,7 @@ pub async fn file_tools_bad_arguments(sandbox: Arc<dyn WorkspaceSandbox>) {
         (
             "list_files",
             json!({"glob": "[abc"}),
-            "argument `glob` is not a valid pattern: unterminated `[`",
+            "argument `glob` is not valid: `[abc` is not a valid glob: unclosed character class",
         ),
         ("delete", json!({}), "missing required argument `path`"),
         (

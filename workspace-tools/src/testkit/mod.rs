@@ -21,8 +21,10 @@
 //! This is test support: it panics by design and is not a stable API.
 
 mod commands;
+mod edits;
 mod files;
 mod processes;
+mod search;
 mod support;
 
 use std::future::Future;
@@ -40,11 +42,15 @@ pub use commands::{
     sandbox_output_cap_is_flagged, schemas_are_strict_objects, timeout_and_cancel_are_flagged,
     unknown_tool_lists_the_tools,
 };
+pub use edits::edit_safety;
 pub use files::{
     edit_file_matches, file_tools_bad_arguments, file_tools_round_trip, list_files_glob_and_depth,
     path_outside_root_is_denied, read_file_ranges,
 };
-pub use processes::{background_process_lifecycle, process_tools_bad_arguments};
+pub use processes::{
+    background_process_lifecycle, port_url_tool, process_tools_bad_arguments, process_wait_for,
+};
+pub use search::search_tools;
 pub use support::{CommandsOnly, unique_name};
 
 /// A check: one async function over a sandbox.
@@ -72,9 +78,13 @@ macro_rules! __tool_check_list {
             file_tools_bad_arguments,
             read_file_ranges,
             edit_file_matches,
+            edit_safety,
             list_files_glob_and_depth,
+            search_tools,
             background_process_lifecycle,
             process_tools_bad_arguments,
+            process_wait_for,
+            port_url_tool,
         }
     };
 }

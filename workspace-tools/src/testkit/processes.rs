@@ -255,3 +255,104 @@ pub async fn process_tools_bad_arguments(sandbox: Arc<dyn WorkspaceSandbox>) {
         fails(&ws, tool, args, ToolErrorKind::InvalidArguments, needle).await;
     }
 }
+
+/// `get_process_output` with `wait_for`: one call returns once a dev-server-style banner
+/// appears (long before the process ends), says so when the pattern does not come in time, and
+/// rejects an invalid pattern by name.
+pub async fn process_wait_for(sandbox: Arc<dyn WorkspaceSandbox>) {
+    let Some(ws) = process_workspace(sandbox) else {
+        return;
+    };
+    let started = ok(
+        &ws,
+        "execute_command",
+        json!({"command": "echo booting; sleep 1; echo 'Listening on :3000'; sleep 60", "background": true}),
+    )
+    .await;
+    let id = started.process_id.clone().expect("a process id");
+    let t0 = std::time::Instant::now();
+    let out = ok(
+        &ws,
+        "get_process_output",
+        json!({"id": id.0, "wait_for": "Listening on :\\d+", "wait_seconds": 30}),
+    )
+    .await;
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert!(
+        out.text
+            .starts_with("`wait_for` matched `Listening on :\\d+`\nprocess "),
+        "{}",
+        out.text
+    );
+    assert!(
+        out.text.contains("booting\nListening on :3000"),
+        "{}",
+        out.text
+    );
+    let next = out.next.expect("offsets");
+    let out = ok(
+        &ws,
+        "get_process_output",
+        json!({"id": id.0, "since": {"stdout": next.stdout, "stderr": next.stderr},
+               "wait_for": "never", "wait_seconds": 1}),
+    )
+    .await;
+    assert!(
+        out.text.starts_with(
+            "`wait_for`: no match for `never` within 1s; the process is still running"
+        ),
+        "{}",
+        out.text
+    );
+    fails(
+        &ws,
+        "get_process_output",
+        json!({"id": id.0, "wait_for": "(unclosed"}),
+        ToolErrorKind::InvalidArguments,
+        "`wait_for`",
+    )
+    .await;
+    ok(&ws, "kill_process", json!({"id": id.0})).await;
+}
+
+/// `port_url` is offered exactly when the sandbox can give port URLs; it answers with the
+/// outside address and the inside one, never a credential, and the instructions point to it.
+pub async fn port_url_tool(sandbox: Arc<dyn WorkspaceSandbox>) {
+    let offered = sandbox.capabilities().ports;
+    let ws = Workspace::new(sandbox);
+    assert_eq!(ws.tool("port_url").is_some(), offered);
+    if !offered {
+        assert!(!ws.instructions().contains("`port_url`"));
+        return;
+    }
+    assert!(
+        ws.instructions().contains("call `port_url` with its port"),
+        "{}",
+        ws.instructions()
+    );
+    let out = ok(&ws, "port_url", json!({"port": 3000})).await;
+    assert!(
+        out.text
+            .starts_with("port 3000 of the sandbox is reachable from outside at "),
+        "{}",
+        out.text
+    );
+    assert!(
+        out.text
+            .ends_with("inside the sandbox, use http://localhost:3000"),
+        "{}",
+        out.text
+    );
+    fails(
+        &ws,
+        "port_url",
+        json!({"port": 0}),
+        ToolErrorKind::InvalidArguments,
+        "`port`",
+    )
+    .await;
+}

@@ -1,10 +1,13 @@
 //! The file tools: `read_file`, `write_file`, `edit_file`, `delete`, `mkdir`, `file_stat`.
 
-use workspace_core::{FileKind, FileStat};
+use workspace_core::{FileKind, FileStat, SandboxError};
 
 use super::Ctx;
-use crate::args::{DeleteArgs, EditFileArgs, FileStatArgs, MkdirArgs, ReadFileArgs, WriteFileArgs};
+use crate::args::{
+    DeleteArgs, EditFileArgs, FileStatArgs, MkdirArgs, MultiEditArgs, ReadFileArgs, WriteFileArgs,
+};
 use crate::catalog::{ToolKind, tool_name};
+use crate::ledger::content_hash;
 use crate::output::{ToolError, ToolOutput};
 use crate::trim::floor_char_boundary;
 
@@ -32,9 +35,18 @@ fn check_path(path: &str) -> Result<(), ToolError> {
     Ok(())
 }
 
+/// A text file as loaded for reading or editing.
+struct Loaded {
+    text: String,
+    /// Invalid UTF-8 had to be replaced.
+    lossy: bool,
+    stat: FileStat,
+    /// Of the bytes as read.
+    hash: u64,
+}
+
 /// Load a text file for reading or editing, refusing directories, huge files and binary data.
-/// Returns the text and whether invalid UTF-8 had to be replaced.
-async fn load_text(ctx: &Ctx<'_>, path: &str) -> Result<(String, bool), ToolError> {
+async fn load_text(ctx: &Ctx<'_>, path: &str) -> Result<Loaded, ToolError> {
     let fs = ctx.fs()?;
     let stat = fs.stat(path).await?;
     if stat.is_dir() {
@@ -60,15 +72,50 @@ async fn load_text(ctx: &Ctx<'_>, path: &str) -> Result<(String, bool), ToolErro
             tool_name(ctx.options, ToolKind::ExecuteCommand)
         )));
     }
-    match String::from_utf8(bytes) {
-        Ok(text) => Ok((text, false)),
-        Err(e) => Ok((String::from_utf8_lossy(e.as_bytes()).into_owned(), true)),
+    let hash = content_hash(&bytes);
+    let (text, lossy) = match String::from_utf8(bytes) {
+        Ok(text) => (text, false),
+        Err(e) => (String::from_utf8_lossy(e.as_bytes()).into_owned(), true),
+    };
+    Ok(Loaded {
+        text,
+        lossy,
+        stat,
+        hash,
+    })
+}
+
+/// The key the ledger and the locks use for `path`: the sandbox's own full path when the file
+/// exists, the path as given when it does not (yet).
+async fn file_key(ctx: &Ctx<'_>, path: &str) -> Result<String, ToolError> {
+    match ctx.fs()?.stat(path).await {
+        Ok(stat) => Ok(stat.path),
+        Err(SandboxError::NotFound { .. }) => Ok(path.to_string()),
+        Err(e) => Err(e.into()),
     }
+}
+
+/// Write `text` to `path` and remember it as seen: the model knows what it wrote.
+async fn write_and_record(ctx: &Ctx<'_>, path: &str, text: &str) -> Result<(), ToolError> {
+    let fs = ctx.fs()?;
+    fs.write_file(path, text.as_bytes()).await?;
+    // A failed stat only means the next change will ask for a read first.
+    if let Ok(stat) = fs.stat(path).await {
+        ctx.ledger.record(&stat, content_hash(text.as_bytes()));
+    }
+    Ok(())
 }
 
 pub(crate) async fn read_file(ctx: &Ctx<'_>, args: ReadFileArgs) -> Result<ToolOutput, ToolError> {
     check_path(&args.path)?;
-    let (text, lossy) = load_text(ctx, &args.path).await?;
+    let Loaded {
+        text,
+        lossy,
+        stat,
+        hash,
+    } = load_text(ctx, &args.path).await?;
+    // Shown, even in part: the model has seen the file as it is now.
+    ctx.ledger.record(&stat, hash);
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
     let total = lines.len() as u64;
     let offset = args.offset.unwrap_or(1);
@@ -143,9 +190,25 @@ pub(crate) async fn write_file(
     args: WriteFileArgs,
 ) -> Result<ToolOutput, ToolError> {
     check_path(&args.path)?;
-    ctx.fs()?
-        .write_file(&args.path, args.content.as_bytes())
-        .await?;
+    let key = file_key(ctx, &args.path).await?;
+    let _guard = ctx.ledger.lock_file(&key).await;
+    match ctx.fs()?.stat(&args.path).await {
+        Ok(stat) if stat.is_dir() => {
+            return Err(ToolError::Rejected(format!(
+                "`{}` is a directory; give the path of a file inside it",
+                args.path
+            )));
+        }
+        Ok(stat) if ctx.options.edit_safety => ctx.ledger.check(
+            &args.path,
+            &stat,
+            None,
+            &tool_name(ctx.options, ToolKind::ReadFile),
+        )?,
+        Ok(_) | Err(SandboxError::NotFound { .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
+    write_and_record(ctx, &args.path, &args.content).await?;
     let lines = args.content.split_inclusive('\n').count();
     Ok(ToolOutput::ok(
         ctx.tool,
@@ -162,53 +225,46 @@ fn line_of(text: &str, index: usize) -> usize {
     text[..index].matches('\n').count() + 1
 }
 
-pub(crate) async fn edit_file(ctx: &Ctx<'_>, args: EditFileArgs) -> Result<ToolOutput, ToolError> {
-    check_path(&args.path)?;
-    if args.old_string.is_empty() {
+/// One replacement applied to `text`: the new text, how many occurrences and where the first
+/// was. The errors say what the model should change.
+fn apply_edit(
+    ctx: &Ctx<'_>,
+    path: &str,
+    text: &str,
+    old: &str,
+    new: &str,
+    replace_all: bool,
+) -> Result<(String, usize, usize), ToolError> {
+    if old.is_empty() {
         return Err(ToolError::InvalidArguments(format!(
             "argument `old_string` must not be empty; to create or replace a whole file use `{}`",
             tool_name(ctx.options, ToolKind::WriteFile)
         )));
     }
-    if args.old_string == args.new_string {
+    if old == new {
         return Err(ToolError::Rejected(
             "`old_string` and `new_string` are the same, so there is nothing to change".into(),
         ));
     }
-    let (text, lossy) = load_text(ctx, &args.path).await?;
-    if lossy {
-        return Err(ToolError::Rejected(format!(
-            "`{}` is not valid UTF-8 text, and editing it would corrupt the invalid bytes; use \
-             `{}` (e.g. with sed) instead",
-            args.path,
-            tool_name(ctx.options, ToolKind::ExecuteCommand)
-        )));
-    }
-    let positions: Vec<usize> = text
-        .match_indices(args.old_string.as_str())
-        .map(|(i, _)| i)
-        .collect();
-    let replace_all = args.replace_all == Some(true);
+    let positions: Vec<usize> = text.match_indices(old).map(|(i, _)| i).collect();
     match positions.len() {
         0 => {
             return Err(ToolError::Rejected(format!(
-                "`old_string` was not found in `{}` (0 matches). It must match the file \
+                "`old_string` was not found in `{path}` (0 matches). It must match the file \
                  exactly, including whitespace and indentation and without line-number \
-                 prefixes; read the file again and copy the text",
-                args.path
+                 prefixes; read the file again and copy the text"
             )));
         }
         n if n > 1 && !replace_all => {
             let lines: Vec<String> = positions
                 .iter()
                 .take(10)
-                .map(|&i| line_of(&text, i).to_string())
+                .map(|&i| line_of(text, i).to_string())
                 .collect();
             return Err(ToolError::Rejected(format!(
-                "`old_string` matches {n} times in `{}` (at lines {}{}); include more \
+                "`old_string` matches {n} times in `{path}` (at lines {}{}); include more \
                  surrounding text to make it unique, or set `replace_all: true` to replace \
                  every one",
-                args.path,
                 lines.join(", "),
                 if n > 10 { ", …" } else { "" }
             )));
@@ -216,16 +272,67 @@ pub(crate) async fn edit_file(ctx: &Ctx<'_>, args: EditFileArgs) -> Result<ToolO
         _ => {}
     }
     let new_text = if replace_all {
-        text.replace(&args.old_string, &args.new_string)
+        text.replace(old, new)
     } else {
-        text.replacen(&args.old_string, &args.new_string, 1)
+        text.replacen(old, new, 1)
     };
-    ctx.fs()?
-        .write_file(&args.path, new_text.as_bytes())
-        .await?;
+    Ok((
+        new_text,
+        positions.len(),
+        positions.first().copied().unwrap_or(0),
+    ))
+}
 
-    let count = positions.len();
-    let first = positions.first().copied().unwrap_or(0);
+/// Lock the file, load it, check it against what the model saw, and refuse non-UTF-8 text.
+async fn load_for_edit(
+    ctx: &Ctx<'_>,
+    path: &str,
+) -> Result<(tokio::sync::OwnedMutexGuard<()>, Loaded), ToolError> {
+    let key = file_key(ctx, path).await?;
+    let guard = ctx.ledger.lock_file(&key).await;
+    let loaded = load_text(ctx, path).await?;
+    if ctx.options.edit_safety {
+        ctx.ledger.check(
+            path,
+            &loaded.stat,
+            Some(loaded.hash),
+            &tool_name(ctx.options, ToolKind::ReadFile),
+        )?;
+    }
+    if loaded.lossy {
+        return Err(ToolError::Rejected(format!(
+            "`{path}` is not valid UTF-8 text, and editing it would corrupt the invalid bytes; use \
+             `{}` (e.g. with sed) instead",
+            tool_name(ctx.options, ToolKind::ExecuteCommand)
+        )));
+    }
+    Ok((guard, loaded))
+}
+
+pub(crate) async fn edit_file(ctx: &Ctx<'_>, args: EditFileArgs) -> Result<ToolOutput, ToolError> {
+    check_path(&args.path)?;
+    // The arguments alone can be wrong: say so before touching the file.
+    if args.old_string.is_empty() || args.old_string == args.new_string {
+        apply_edit(
+            ctx,
+            &args.path,
+            "",
+            &args.old_string,
+            &args.new_string,
+            false,
+        )?;
+    }
+    let (_guard, loaded) = load_for_edit(ctx, &args.path).await?;
+    let (new_text, count, first) = apply_edit(
+        ctx,
+        &args.path,
+        &loaded.text,
+        &args.old_string,
+        &args.new_string,
+        args.replace_all == Some(true),
+    )?;
+    write_and_record(ctx, &args.path, &new_text).await?;
+
     let snippet = snippet_around(&new_text, first, args.new_string.len());
     let mut msg = format!(
         "replaced {count} occurrence{} in `{}`",
@@ -239,6 +346,53 @@ pub(crate) async fn edit_file(ctx: &Ctx<'_>, args: EditFileArgs) -> Result<ToolO
     }
     msg.push_str(&snippet);
     Ok(ToolOutput::ok(ctx.tool, msg))
+}
+
+pub(crate) async fn multi_edit(
+    ctx: &Ctx<'_>,
+    args: MultiEditArgs,
+) -> Result<ToolOutput, ToolError> {
+    check_path(&args.path)?;
+    if args.edits.is_empty() {
+        return Err(ToolError::InvalidArguments(
+            "argument `edits` must hold at least one edit".into(),
+        ));
+    }
+    let (_guard, loaded) = load_for_edit(ctx, &args.path).await?;
+    let total = args.edits.len();
+    let mut text = loaded.text;
+    let mut counts = Vec::with_capacity(total);
+    for (i, edit) in args.edits.iter().enumerate() {
+        let (next, count, _) = apply_edit(
+            ctx,
+            &args.path,
+            &text,
+            &edit.old_string,
+            &edit.new_string,
+            edit.replace_all == Some(true),
+        )
+        .map_err(|e| {
+            e.prefixed(&format!(
+                "edit {} of {total} failed, so none was applied: ",
+                i + 1
+            ))
+        })?;
+        text = next;
+        counts.push(count);
+    }
+    // Only now, with every edit applied in memory, is the file written: all or nothing.
+    write_and_record(ctx, &args.path, &text).await?;
+    let replaced: usize = counts.iter().sum();
+    Ok(ToolOutput::ok(
+        ctx.tool,
+        format!(
+            "applied {total} edit{} to `{}` ({replaced} replacement{}); the file is now {} lines",
+            if total == 1 { "" } else { "s" },
+            args.path,
+            if replaced == 1 { "" } else { "s" },
+            text.split_inclusive('\n').count()
+        ),
+    ))
 }
 
 /// The lines covering `len` bytes at `start` of `text`, with a few lines of context, numbered
@@ -270,7 +424,10 @@ fn snippet_around(text: &str, start: usize, len: usize) -> String {
 pub(crate) async fn delete(ctx: &Ctx<'_>, args: DeleteArgs) -> Result<ToolOutput, ToolError> {
     check_path(&args.path)?;
     let recursive = args.recursive == Some(true);
+    let key = file_key(ctx, &args.path).await?;
     ctx.fs()?.remove(&args.path, recursive).await?;
+    // A file made again under this name is new to the model.
+    ctx.ledger.forget(&key);
     Ok(ToolOutput::ok(ctx.tool, format!("deleted `{}`", args.path)))
 }
 

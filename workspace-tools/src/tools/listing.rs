@@ -5,8 +5,8 @@ use workspace_core::{DirEntry, FileKind};
 use super::Ctx;
 use super::files::describe_stat;
 use crate::args::ListFilesArgs;
-use crate::glob::Glob;
 use crate::output::{ToolError, ToolOutput};
+use workspace_core::search::GlobPattern;
 
 /// Depth when the model gives none: the directory and one level below.
 const DEFAULT_DEPTH: u32 = 2;
@@ -43,8 +43,11 @@ pub(crate) async fn list_files(
         Some(p) => p.to_string(),
     };
     let glob = match &args.glob {
-        Some(pattern) => Some(Glob::new(pattern).map_err(|e| {
-            ToolError::InvalidArguments(format!("argument `glob` is not a valid pattern: {e}"))
+        Some(pattern) => Some(GlobPattern::new(pattern).map_err(|e| match e {
+            workspace_core::SandboxError::InvalidArgument { reason, .. } => {
+                ToolError::InvalidArguments(format!("argument `glob` is not valid: {reason}"))
+            }
+            other => ToolError::Sandbox(other),
         })?),
         None => None,
     };
@@ -181,7 +184,7 @@ fn reversed(mut entries: Vec<DirEntry>) -> Vec<DirEntry> {
 }
 
 /// As many whole lines as fit in `budget` bytes, and how many that is.
-fn fit_lines(lines: &[String], budget: usize) -> (String, usize) {
+pub(crate) fn fit_lines(lines: &[String], budget: usize) -> (String, usize) {
     let mut out = String::new();
     for (i, line) in lines.iter().enumerate() {
         if out.len() + line.len() + 1 > budget {

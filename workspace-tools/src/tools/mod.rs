@@ -8,6 +8,7 @@ pub(crate) mod command;
 pub(crate) mod files;
 pub(crate) mod listing;
 pub(crate) mod process;
+pub(crate) mod search;
 
 use workspace_core::{CancellationToken, ProcessManager, SandboxFilesystem, WorkspaceSandbox};
 
@@ -21,6 +22,8 @@ pub(crate) struct Ctx<'a> {
     /// The name the tool was called by, for messages.
     pub(crate) tool: &'a str,
     pub(crate) cancel: Option<CancellationToken>,
+    /// What the model has read, and the per-file edit locks.
+    pub(crate) ledger: &'a crate::ledger::Ledger,
 }
 
 impl Ctx<'_> {

@@ -2,19 +2,18 @@
 
 use std::time::Duration;
 
-use tokio::time::Instant;
-use workspace_core::{OutputOffsets, ProcessId, ProcessOutput, ProcessState};
+use workspace_core::{
+    OutputOffsets, ProcessId, ProcessManagerExt, ProcessOutput, ProcessState, WaitForOutput,
+};
 
 use super::Ctx;
 use crate::ansi::clean_terminal_text;
-use crate::args::{GetProcessOutputArgs, KillProcessArgs};
+use crate::args::{GetProcessOutputArgs, KillProcessArgs, PortUrlArgs};
 use crate::output::{ToolError, ToolOutput};
 use crate::report::{Report, Stream};
 
-/// First pause between polls while waiting; doubles up to [`MAX_POLL`]. The trait has no
-/// "changed" notification, so waiting is polling; short at first so a quick answer is quick.
-const FIRST_POLL: Duration = Duration::from_millis(50);
-const MAX_POLL: Duration = Duration::from_millis(500);
+/// How long `wait_for` waits when the model gives no `wait_seconds`.
+const DEFAULT_WAIT_FOR: Duration = Duration::from_secs(30);
 
 fn process_id(id: &str) -> Result<ProcessId, ToolError> {
     if id.trim().is_empty() {
@@ -47,27 +46,55 @@ pub(crate) async fn get_output(
         )));
     }
 
-    let deadline = Instant::now() + wait;
-    let mut pause = FIRST_POLL;
-    let output = loop {
-        let output = processes.output(&id, since).await?;
-        let news = !output.stdout.is_empty() || !output.stderr.is_empty();
-        let exited = matches!(output.state, ProcessState::Exited(_));
-        let now = Instant::now();
-        if news || exited || now >= deadline {
-            break output;
-        }
-        let nap = pause.min(deadline - now);
+    if let Some(pattern) = &args.wait_for {
+        let regex = regex::RegexBuilder::new(pattern)
+            .size_limit(1 << 20)
+            .build()
+            .map_err(|e| {
+                ToolError::InvalidArguments(format!(
+                    "argument `wait_for` is not a valid regular expression: {e}"
+                ))
+            })?;
+        let wait = if args.wait_seconds.is_some() {
+            wait
+        } else {
+            DEFAULT_WAIT_FOR.min(ctx.options.max_wait)
+        };
+        let waiting = processes.wait_for_output(&id, since, &regex, wait);
+        let seen = match &ctx.cancel {
+            Some(token) => tokio::select! {
+                r = waiting => r?,
+                _ = token.cancelled() => WaitForOutput::new(false, processes.output(&id, since).await?),
+            },
+            None => waiting.await?,
+        };
+        let note = if seen.matched {
+            format!("`wait_for` matched `{pattern}`")
+        } else if matches!(seen.output.state, ProcessState::Exited(_)) {
+            format!("`wait_for`: the process exited before its output matched `{pattern}`")
+        } else {
+            format!(
+                "`wait_for`: no match for `{pattern}` within {}s; the process is still running",
+                wait.as_secs()
+            )
+        };
+        let mut out = render(ctx, &id, since, seen.output);
+        out.text = format!("{note}\n{}", out.text);
+        return Ok(out);
+    }
+
+    let output = if wait.is_zero() {
+        processes.output(&id, since).await?
+    } else {
+        let waiting = processes.wait_for_change(&id, since, wait);
         match &ctx.cancel {
-            Some(token) => {
-                tokio::select! {
-                    _ = tokio::time::sleep(nap) => {}
-                    _ = token.cancelled() => break output,
-                }
-            }
-            None => tokio::time::sleep(nap).await,
+            Some(token) => tokio::select! {
+                r = waiting => r?,
+                _ = token.cancelled() => {}
+            },
+            None => waiting.await?,
         }
-        pause = (pause * 2).min(MAX_POLL);
+        processes.output(&id, since).await?
     };
     Ok(render(ctx, &id, since, output))
 }
@@ -176,6 +203,29 @@ pub(crate) async fn kill(ctx: &Ctx<'_>, args: KillProcessArgs) -> Result<ToolOut
     out.exit_code = Some(code);
     out.process_id = Some(id);
     Ok(out)
+}
+
+pub(crate) async fn port_url(ctx: &Ctx<'_>, args: PortUrlArgs) -> Result<ToolOutput, ToolError> {
+    if args.port == 0 {
+        return Err(ToolError::InvalidArguments(
+            "argument `port` must be from 1 to 65535".into(),
+        ));
+    }
+    let url = ctx.sandbox.port_url(args.port).await?;
+    let mut text = format!(
+        "port {} of the sandbox is reachable from outside at {}",
+        url.port, url.url
+    );
+    // The header values are credentials: the application holds them, the model never sees them.
+    if !url.headers.is_empty() {
+        text.push_str(
+            "\n(requests need an access header, which the application adds; the address alone \
+             answers 401 or similar)",
+        );
+    }
+    text.push_str("\ninside the sandbox, use http://localhost:");
+    text.push_str(&url.port.to_string());
+    Ok(ToolOutput::ok(ctx.tool, text))
 }
 
 #[cfg(test)]
