@@ -1,9 +1,8 @@
-//! [`DaytonaSandboxBuilder`]: every option of a [`DaytonaSandbox`], checked once in
+//! [`DaytonaSandboxBuilder`]: every option of a [`DaytonaSandbox`](super::DaytonaSandbox), checked once in
 //! [`DaytonaSandboxBuilder::build`].
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
 use daytona_api::sandbox::SandboxVolume;
@@ -14,8 +13,6 @@ use crate::client::DaytonaClient;
 use crate::config::DaytonaConfig;
 use crate::params::{CodeLanguage, CreateSandboxParams, Resources};
 use crate::secret::Secret;
-
-use super::sandbox::{DaytonaSandbox, Shared};
 
 /// Default per-command timeout, as for every provider of the family.
 pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
@@ -30,7 +27,7 @@ pub const DEFAULT_WORK_DIR: &str = "/home/daytona";
 /// The label every sandbox this provider creates carries, holding the handle's id.
 pub const ID_LABEL: &str = "workspace-sandbox-id";
 
-/// Settings of a [`DaytonaSandbox`].
+/// Settings of a [`DaytonaSandbox`](super::DaytonaSandbox).
 ///
 /// Credentials come from [`api_key`](Self::api_key) (or a shared
 /// [`client`](Self::client)); when neither is given, `build` reads `DAYTONA_API_KEY` (or
@@ -402,13 +399,9 @@ impl DaytonaSandboxBuilder {
         self
     }
 
-    /// Check every option and make the handle. Nothing is sent until the first command,
-    /// file operation or `start`.
-    ///
-    /// # Errors
-    /// [`SandboxError::InvalidArgument`] naming the option at fault;
-    /// [`SandboxError::Unauthorized`] when no credentials are configured anywhere.
-    pub fn build(self) -> Result<DaytonaSandbox> {
+    /// Every option checked, the id and name settled, and the client made: what
+    /// [`build`](Self::build) makes the handle from.
+    pub(crate) fn check(self) -> Result<(Options, DaytonaClient)> {
         if self.default_timeout.is_zero() || self.default_timeout > MAX_TIMEOUT {
             return Err(SandboxError::invalid(
                 "default_timeout",
@@ -494,9 +487,7 @@ impl DaytonaSandboxBuilder {
         options
             .create_params()
             .to_wire(client.config().target_name())?;
-        Ok(DaytonaSandbox::from_shared(Arc::new(Shared::new(
-            options, client,
-        ))))
+        Ok((options, client))
     }
 }
 

@@ -3,7 +3,6 @@
 //! cancelled, and cleaned up.
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,17 +17,14 @@ use workspace_core::{
 use crate::error::DaytonaError;
 use crate::follow::RawLogEvent;
 use crate::process::Process;
-use crate::sandbox::Sandbox;
 
 use super::collector::Collector;
+use super::keepalive::{keepalive, keepalive_period};
 use super::resident::{self, Outcome};
-use super::sandbox::{Attached, OpError, Shared};
 use super::script::{self, OutputEncoding, STDIN_EOF_LINE, StdinMode, Wrap};
-use super::session::{SessionGuard, new_session_id};
-use super::spare;
+use super::session::{COMMAND_SESSION_PREFIX, SessionGuard, new_session_id};
+use super::shared::{Attached, OpError, Shared};
 
-/// Prefix of the sessions commands run in.
-pub(crate) const COMMAND_SESSION_PREFIX: &str = "ws-cmd-";
 /// How long to wait for the exit code once the log stream ended normally (the daemon records
 /// it as the stream closes; this only bridges the gap).
 const EXIT_RECORD_WAIT: Duration = Duration::from_secs(10);
@@ -160,7 +156,7 @@ pub(crate) async fn start_in_new_session(
     if start.spare
         && let Some(session) = attached.spare.take()
     {
-        let dir = working_dir(shared, attached, start.cwd).await?;
+        let dir = shared.working_dir(attached, start.cwd).await?;
         match exec_in(attached, &session, start, &dir).await {
             // The spare vanished (the sandbox was restarted underneath): nothing ran, so a
             // fresh session is safe.
@@ -169,7 +165,7 @@ pub(crate) async fn start_in_new_session(
                 session.keep();
             }
             Ok(cmd_id) => {
-                spare::refill(attached);
+                attached.spare.refill(attached.sandbox.process());
                 return Ok((session, cmd_id));
             }
             Err(e) => return Err(e),
@@ -179,7 +175,7 @@ pub(crate) async fn start_in_new_session(
     let session_id = new_session_id(start.prefix);
     // Independent requests: the first command of a handle pays one round trip, not two.
     let (dir, created) = tokio::join!(
-        working_dir(shared, attached, start.cwd),
+        shared.working_dir(attached, start.cwd),
         process.create_session(&session_id)
     );
     created?;
@@ -189,7 +185,7 @@ pub(crate) async fn start_in_new_session(
     if start.spare {
         // Made while this command runs, off its path; not before its exec succeeded, so a
         // sandbox that refuses commands is not also sent creates.
-        spare::refill(attached);
+        attached.spare.refill(attached.sandbox.process());
     }
     Ok((session, cmd_id))
 }
@@ -229,32 +225,6 @@ async fn exec_in(
         }));
     }
     Ok(response.cmd_id)
-}
-
-/// The directory a command starts in: `cwd` (which must exist and be a directory), else the
-/// configured working directory, else the sandbox's work dir.
-pub(crate) async fn working_dir(
-    shared: &Shared,
-    attached: &Attached,
-    cwd: Option<&str>,
-) -> std::result::Result<String, OpError> {
-    let Some(cwd) = cwd else {
-        if let Some(dir) = &shared.builder().working_directory {
-            return Ok(dir.clone());
-        }
-        return Ok(attached.work_dir().await?);
-    };
-    match attached.sandbox.fs().get_file_info(cwd).await {
-        Ok(info) if info.is_dir => Ok(cwd.to_string()),
-        Ok(_) => Err(OpError::Final(SandboxError::invalid(
-            "cwd",
-            format!("{cwd} is not a directory"),
-        ))),
-        Err(DaytonaError::FileNotFound(_)) => Err(OpError::Final(SandboxError::not_found(
-            format!("cwd {cwd} (the working directory does not exist)"),
-        ))),
-        Err(e) => Err(OpError::Daytona(e)),
-    }
 }
 
 /// How a followed command ended.
@@ -323,7 +293,7 @@ async fn follow_to_end(
         Ending::Exited(Ok(code)) => {
             session.delete_in_background();
             if shared.builder().resident_shell {
-                resident::warm(&attached);
+                attached.resident.warm(attached.sandbox.process());
             }
             let mut result = finish(collector);
             result.exit_code = code;
@@ -519,31 +489,5 @@ async fn poll_log(
             return Ok(code);
         }
         tokio::time::sleep(LOG_POLL).await;
-    }
-}
-
-/// A third of the auto-stop interval, in real time; `None` when auto-stop is off.
-pub(crate) fn keepalive_period(shared: &Shared, sandbox: &Sandbox) -> Option<Duration> {
-    let minutes = sandbox
-        .data()
-        .auto_stop_interval
-        .unwrap_or_else(|| i64::from(shared.builder().auto_stop_interval));
-    let minutes = u32::try_from(minutes).ok().filter(|m| *m > 0)?;
-    let period = shared.builder().interval_unit.checked_mul(minutes)? / 3;
-    Some(period.max(Duration::from_millis(10)))
-}
-
-/// Refresh the sandbox's activity every `period` for as long as it is polled.
-pub(crate) async fn keepalive(sandbox: &Sandbox, period: Option<Duration>) -> Infallible {
-    let Some(period) = period else {
-        return std::future::pending().await;
-    };
-    let mut ticks = tokio::time::interval_at(Instant::now() + period, period);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        if let Err(e) = sandbox.refresh_activity().await {
-            tracing::debug!(error = %e, "refreshing the sandbox's activity failed");
-        }
     }
 }

@@ -10,7 +10,7 @@ use crate::error::DaytonaError;
 use crate::sandbox::Sandbox;
 
 use super::classify::{Class, classify};
-use super::sandbox::{Attached, Shared};
+use super::shared::{Attached, Shared};
 
 /// First pause between two state polls; grows by half up to [`MAX_POLL`].
 const FIRST_POLL: Duration = Duration::from_millis(100);

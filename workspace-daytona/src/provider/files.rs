@@ -11,40 +11,13 @@ use workspace_core::{
 
 use crate::error::DaytonaError;
 
-use super::classify;
-use super::sandbox::{Attached, OpError, Shared};
+use super::shared::{OpError, Shared, file_error};
 
 /// [`SandboxFilesystem`] of a [`super::DaytonaSandbox`]. Relative paths resolve against the
 /// sandbox's working directory; every call starts the sandbox lazily and is retried once if the
 /// sandbox stopped underneath.
 pub(crate) struct DaytonaFiles {
     shared: Arc<Shared>,
-}
-
-/// A failed file call: what the caller should see, keeping sandbox-down failures retryable.
-pub(super) fn file_error(e: DaytonaError, path: &str) -> OpError {
-    match e {
-        DaytonaError::FileNotFound(_) => {
-            OpError::Final(SandboxError::not_found(format!("file {path}")))
-        }
-        e @ DaytonaError::BadRequest(_) if classify::upload_refused_access(&e) => {
-            OpError::Final(SandboxError::PermissionDenied {
-                message: format!(
-                    "{path}: {}",
-                    e.details()
-                        .map(|d| d.message.as_str())
-                        .unwrap_or("access denied")
-                ),
-            })
-        }
-        DaytonaError::BadRequest(d) => {
-            OpError::Final(SandboxError::invalid(format!("path {path}"), d.message))
-        }
-        DaytonaError::Forbidden(d) => OpError::Final(SandboxError::PermissionDenied {
-            message: format!("{path}: {}", d.message),
-        }),
-        other => OpError::Daytona(other),
-    }
 }
 
 fn check_path(path: &str) -> Result<()> {
@@ -55,26 +28,6 @@ fn check_path(path: &str) -> Result<()> {
         return Err(SandboxError::invalid("path", "contains a NUL byte"));
     }
     Ok(())
-}
-
-/// `path` made absolute against the working directory.
-pub(super) async fn absolute(
-    shared: &Shared,
-    attached: &Attached,
-    path: &str,
-) -> std::result::Result<String, OpError> {
-    if path.starts_with('/') {
-        return Ok(path.to_string());
-    }
-    let base = match &shared.builder().working_directory {
-        Some(dir) => dir.clone(),
-        None => attached.work_dir().await?,
-    };
-    let rel = path.trim_start_matches("./");
-    if rel.is_empty() || rel == "." {
-        return Ok(base);
-    }
-    Ok(format!("{}/{rel}", base.trim_end_matches('/')))
 }
 
 fn kind_of(info: &FileInfo) -> FileKind {
@@ -113,7 +66,7 @@ impl SandboxFilesystem for DaytonaFiles {
         let shared = &*self.shared;
         shared
             .with_retry(|attached| async move {
-                let p = absolute(shared, &attached, path).await?;
+                let p = shared.absolute(&attached, path).await?;
                 let bytes = attached
                     .sandbox
                     .fs()
@@ -133,7 +86,7 @@ impl SandboxFilesystem for DaytonaFiles {
             .with_retry(|attached| {
                 let data = data.clone();
                 async move {
-                    let p = absolute(shared, &attached, path).await?;
+                    let p = shared.absolute(&attached, path).await?;
                     attached
                         .sandbox
                         .fs()
@@ -150,7 +103,7 @@ impl SandboxFilesystem for DaytonaFiles {
         let shared = &*self.shared;
         shared
             .with_retry(|attached| async move {
-                let dir = absolute(shared, &attached, path).await?;
+                let dir = shared.absolute(&attached, path).await?;
                 let infos = attached
                     .sandbox
                     .fs()
@@ -177,7 +130,7 @@ impl SandboxFilesystem for DaytonaFiles {
         let shared = &*self.shared;
         shared
             .with_retry(|attached| async move {
-                let p = absolute(shared, &attached, path).await?;
+                let p = shared.absolute(&attached, path).await?;
                 let info = attached
                     .sandbox
                     .fs()
@@ -194,7 +147,7 @@ impl SandboxFilesystem for DaytonaFiles {
         let shared = &*self.shared;
         shared
             .with_retry(|attached| async move {
-                let p = absolute(shared, &attached, path).await?;
+                let p = shared.absolute(&attached, path).await?;
                 attached
                     .sandbox
                     .fs()
@@ -210,7 +163,7 @@ impl SandboxFilesystem for DaytonaFiles {
         let shared = &*self.shared;
         shared
             .with_retry(|attached| async move {
-                let p = absolute(shared, &attached, path).await?;
+                let p = shared.absolute(&attached, path).await?;
                 let fs = attached.sandbox.fs();
                 match fs.delete_file(&p, recursive).await {
                     Ok(()) => Ok(()),
@@ -244,8 +197,8 @@ impl SandboxFilesystem for DaytonaFiles {
         let shared = &*self.shared;
         shared
             .with_retry(|attached| async move {
-                let src = absolute(shared, &attached, from).await?;
-                let dst = absolute(shared, &attached, to).await?;
+                let src = shared.absolute(&attached, from).await?;
+                let dst = shared.absolute(&attached, to).await?;
                 let fs = attached.sandbox.fs();
                 match fs.move_files(&src, &dst).await {
                     Ok(()) => Ok(()),

@@ -5,7 +5,10 @@ use daytona_api::sandbox::SandboxState;
 use workspace_core::{Resources, Result, SandboxInfo, SandboxStatus};
 
 use super::builder::{DEFAULT_WORK_DIR, DaytonaSandboxBuilder};
-use super::sandbox::{PROVIDER, Shared};
+use super::shared::Shared;
+
+/// The provider name reported by [`WorkspaceSandbox::provider`](workspace_core::WorkspaceSandbox::provider).
+pub const PROVIDER: &str = "daytona";
 
 /// The trait's status for a Daytona state; `None` for states that say nothing (`unknown`).
 pub(crate) fn status_of(state: &SandboxState) -> Option<SandboxStatus> {

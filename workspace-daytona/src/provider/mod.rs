@@ -20,6 +20,7 @@ mod command;
 mod connect;
 mod files;
 mod info;
+mod keepalive;
 mod output;
 mod processes;
 mod resident;
@@ -27,7 +28,10 @@ mod sandbox;
 mod script;
 mod search;
 mod session;
+mod shared;
+mod shell;
 mod spare;
+mod sync;
 
 pub use builder::{
     DEFAULT_AUTO_STOP_MINUTES, DEFAULT_COMMAND_TIMEOUT, DEFAULT_CREATION_TIMEOUT, DEFAULT_WORK_DIR,

@@ -28,9 +28,10 @@ use crate::process::Process;
 
 use super::command::{NewSession, start_in_new_session};
 use super::output::decode_all;
-use super::sandbox::{OpError, Shared, lock};
 use super::script::{self, OutputEncoding, STDIN_EOF_LINE, StdinMode};
 use super::session::session_started_at;
+use super::shared::{OpError, Shared};
+use super::sync::lock;
 
 /// Prefix of the sessions background processes run in (what `list` looks for).
 pub(crate) const PROCESS_SESSION_PREFIX: &str = "ws-proc-";
@@ -92,15 +93,19 @@ fn output_since(
 /// [`ProcessManager`] of a [`super::DaytonaSandbox`].
 pub(crate) struct DaytonaProcesses {
     shared: Arc<Shared>,
+    book: ProcessBook,
 }
 
 impl DaytonaProcesses {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        DaytonaProcesses { shared }
+        DaytonaProcesses {
+            shared,
+            book: ProcessBook::default(),
+        }
     }
 
     fn killed(&self, id: &ProcessId) -> Option<(ProcessInfo, ProcessOutput)> {
-        lock(&self.shared.processes.killed).get(id).cloned()
+        lock(&self.book.killed).get(id).cloned()
     }
 
     /// Run `op` with the process's session handle, retried once if the sandbox stopped; a
@@ -208,7 +213,7 @@ impl ProcessManager for DaytonaProcesses {
             })
             .await?;
         if options.stdin {
-            lock(&shared.processes.stdin).insert(id.clone(), StdinState::Open);
+            lock(&self.book.stdin).insert(id.clone(), StdinState::Open);
         }
         shared.touch();
         Ok(ProcessInfo::new(
@@ -243,7 +248,7 @@ impl ProcessManager for DaytonaProcesses {
                 Some(info_of(&id, &cmd.command, cmd.exit_code))
             })
             .collect();
-        for (info, _) in lock(&shared.processes.killed).values() {
+        for (info, _) in lock(&self.book.killed).values() {
             if !out.iter().any(|p| p.id == info.id) {
                 out.push(info.clone());
             }
@@ -286,7 +291,7 @@ impl ProcessManager for DaytonaProcesses {
             p.send_session_command_input(&s, &c, STDIN_EOF_LINE).await
         })
         .await?;
-        lock(&self.shared.processes.stdin).insert(id.clone(), StdinState::Closed);
+        lock(&self.book.stdin).insert(id.clone(), StdinState::Closed);
         Ok(())
     }
 
@@ -318,8 +323,8 @@ impl ProcessManager for DaytonaProcesses {
             OutputOffsets::default(),
             ProcessState::Exited(code),
         );
-        lock(&self.shared.processes.killed).insert(id.clone(), (info.clone(), output));
-        lock(&self.shared.processes.stdin).remove(id);
+        lock(&self.book.killed).insert(id.clone(), (info.clone(), output));
+        lock(&self.book.stdin).remove(id);
         Ok(info)
     }
 
@@ -415,7 +420,7 @@ impl DaytonaProcesses {
                 format!("process {id} was killed"),
             ));
         }
-        let known = lock(&self.shared.processes.stdin).get(id).copied();
+        let known = lock(&self.book.stdin).get(id).copied();
         match known {
             Some(StdinState::Open) => Ok(()),
             Some(StdinState::Closed) => Err(SandboxError::invalid(

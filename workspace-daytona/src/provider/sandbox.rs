@@ -1,255 +1,24 @@
-//! [`DaytonaSandbox`]: the handle, the state its file API and process manager share, and the
-//! retry-once-after-the-sandbox-stopped rule every operation goes through.
+//! [`DaytonaSandbox`]: the handle, and how the builder makes one.
 
 use std::fmt;
-use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use daytona_api::sandbox::SandboxState;
-use tokio::sync::OnceCell;
-use workspace_core::lifecycle::Lifecycle;
 use workspace_core::{
     Capabilities, CommandResult, ExecuteCommandOptions, PortUrl, ProcessManager, Result,
     SandboxError, SandboxFilesystem, SandboxInfo, SandboxStatus, StartOutcome, WorkspaceSandbox,
 };
 
 use crate::client::DaytonaClient;
-use crate::error::DaytonaError;
 use crate::sandbox::Sandbox;
 
-use super::builder::{DaytonaSandboxBuilder, Options};
-use super::classify::{Class, classify};
+use super::builder::DaytonaSandboxBuilder;
 use super::files::DaytonaFiles;
-use super::processes::{DaytonaProcesses, ProcessBook};
-use super::resident::ResidentSlot;
-use super::spare::SpareSession;
+use super::processes::DaytonaProcesses;
+use super::shared::{OpError, Shared};
 use super::{command, info};
 
-/// The provider name reported by [`WorkspaceSandbox::provider`].
-pub const PROVIDER: &str = "daytona";
-
-/// The Daytona sandbox a handle is attached to, as of one start.
-pub(crate) struct Attached {
-    pub(crate) sandbox: Sandbox,
-    /// Which start attached it; a failure observed under an older generation must not mark a
-    /// newer attachment dead.
-    pub(crate) generation: u64,
-    work_dir: OnceCell<String>,
-    /// A command session made ahead of the next command.
-    pub(crate) spare: SpareSession,
-    /// The shell that runs warm commands (see [`super::resident`]).
-    pub(crate) resident: ResidentSlot,
-}
-
-impl Attached {
-    /// The sandbox's default working directory, asked of the toolbox once per attachment.
-    pub(crate) async fn work_dir(&self) -> std::result::Result<String, DaytonaError> {
-        self.work_dir
-            .get_or_try_init(|| self.sandbox.work_dir())
-            .await
-            .cloned()
-    }
-}
-
-/// A failure of one attempt of an operation.
-pub(crate) enum OpError {
-    /// A Daytona call failed before anything was done: retried once if it says the sandbox
-    /// stopped underneath.
-    Daytona(DaytonaError),
-    /// Final: returned as is.
-    Final(SandboxError),
-}
-
-impl From<DaytonaError> for OpError {
-    fn from(e: DaytonaError) -> Self {
-        OpError::Daytona(e)
-    }
-}
-
-impl From<SandboxError> for OpError {
-    fn from(e: SandboxError) -> Self {
-        OpError::Final(e)
-    }
-}
-
-/// State shared by the handle, its file API and its process manager.
-pub(crate) struct Shared {
-    pub(crate) opts: Options,
-    pub(crate) client: DaytonaClient,
-    pub(crate) lifecycle: Lifecycle,
-    attached: Mutex<Option<Arc<Attached>>>,
-    generation: AtomicU64,
-    /// A start ran at least once, so a failed one may have left a sandbox for `destroy`.
-    start_attempted: AtomicBool,
-    created_at: DateTime<Utc>,
-    last_used_at: Mutex<Option<DateTime<Utc>>>,
-    pub(crate) processes: ProcessBook,
-}
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-impl Shared {
-    pub(crate) fn new(opts: Options, client: DaytonaClient) -> Self {
-        Shared {
-            lifecycle: Lifecycle::new(opts.id.clone()),
-            opts,
-            client,
-            attached: Mutex::new(None),
-            generation: AtomicU64::new(0),
-            start_attempted: AtomicBool::new(false),
-            created_at: Utc::now(),
-            last_used_at: Mutex::new(None),
-            processes: ProcessBook::default(),
-        }
-    }
-
-    pub(crate) fn builder(&self) -> &DaytonaSandboxBuilder {
-        &self.opts.builder
-    }
-
-    pub(crate) fn current(&self) -> Option<Arc<Attached>> {
-        lock(&self.attached).clone()
-    }
-
-    pub(crate) fn attach(&self, sandbox: Sandbox) {
-        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
-        *lock(&self.attached) = Some(Arc::new(Attached {
-            sandbox,
-            generation,
-            work_dir: OnceCell::new(),
-            spare: SpareSession::default(),
-            resident: ResidentSlot::default(),
-        }));
-    }
-
-    pub(crate) fn take_attached(&self) -> Option<Arc<Attached>> {
-        lock(&self.attached).take()
-    }
-
-    pub(crate) fn restore_attached(&self, attached: Arc<Attached>) {
-        let mut slot = lock(&self.attached);
-        if slot.is_none() {
-            *slot = Some(attached);
-        }
-    }
-
-    /// Returns whether an earlier start was attempted.
-    pub(crate) fn note_start_attempt(&self) -> bool {
-        self.start_attempted.swap(true, Ordering::AcqRel)
-    }
-
-    pub(crate) fn start_was_attempted(&self) -> bool {
-        self.start_attempted.load(Ordering::Acquire)
-    }
-
-    pub(crate) fn touch(&self) {
-        *lock(&self.last_used_at) = Some(Utc::now());
-    }
-
-    pub(crate) fn last_used_at(&self) -> Option<DateTime<Utc>> {
-        *lock(&self.last_used_at)
-    }
-
-    pub(crate) fn created_at(&self) -> DateTime<Utc> {
-        self.created_at
-    }
-
-    /// Start lazily, then the sandbox as attached now.
-    pub(crate) async fn attached(&self) -> Result<Arc<Attached>> {
-        self.lifecycle.ensure_running(|| self.start_work()).await?;
-        self.current().ok_or_else(|| self.lifecycle.not_ready())
-    }
-
-    /// The sandbox attached under `generation` stopped underneath: let the next operation start
-    /// it again. A newer attachment, or a lifecycle call in progress, is left alone.
-    pub(crate) fn mark_dead(&self, generation: u64) {
-        if self.generation.load(Ordering::Acquire) == generation
-            && self.lifecycle.status() == SandboxStatus::Running
-        {
-            tracing::info!(sandbox = %self.opts.id, "the Daytona sandbox is no longer running");
-            self.lifecycle.set_status(SandboxStatus::Stopped);
-            if let Some(attached) = self.current()
-                && attached.generation == generation
-            {
-                attached.spare.close();
-                attached.resident.close();
-            }
-        }
-    }
-
-    /// Run `op` against the running sandbox; if it fails because the sandbox stopped (or went)
-    /// underneath, start it again (recreating it if gone) and run `op` once more. A second
-    /// failure is returned. `op` must only fail with [`OpError::Daytona`] for requests that were
-    /// refused without effect.
-    pub(crate) async fn with_retry<T, F, Fut>(&self, mut op: F) -> Result<T>
-    where
-        F: FnMut(Arc<Attached>) -> Fut,
-        Fut: Future<Output = std::result::Result<T, OpError>>,
-    {
-        let mut retried = false;
-        loop {
-            let attached = self.attached().await?;
-            match op(attached.clone()).await {
-                Ok(v) => return Ok(v),
-                Err(OpError::Final(e)) => return Err(e),
-                Err(OpError::Daytona(e)) => {
-                    if retried || !self.confirm_unavailable(&attached, &e).await {
-                        return Err(e.into());
-                    }
-                    tracing::info!(
-                        sandbox = %self.opts.id,
-                        error = %e,
-                        "the sandbox stopped underneath; starting it again and retrying once"
-                    );
-                    retried = true;
-                }
-            }
-        }
-    }
-
-    /// Whether `err` means the attached sandbox is not running, checked with the control plane;
-    /// marks it dead when so. A transient gateway error on a running sandbox also allows the
-    /// one retry (the request was refused without effect).
-    ///
-    /// The future holds nothing borrowed from `err`, so callers may keep the error across it.
-    pub(crate) fn confirm_unavailable(
-        &self,
-        attached: &Arc<Attached>,
-        err: &DaytonaError,
-    ) -> impl Future<Output = bool> + Send + '_ {
-        let unavailable = classify(err) == Class::SandboxUnavailable;
-        // On a running sandbox, a plain 404 named something else that is missing (a session,
-        // a process), which a retry would not find either.
-        let retry_if_running = !matches!(err, DaytonaError::NotFound(_));
-        let attached = attached.clone();
-        async move {
-            if !unavailable {
-                return false;
-            }
-            let mut probe = attached.sandbox.clone();
-            match probe.refresh().await {
-                Ok(()) if probe.state() == Some(&SandboxState::Started) => retry_if_running,
-                Ok(()) => {
-                    self.mark_dead(attached.generation);
-                    true
-                }
-                Err(e) if e.is_not_found() => {
-                    self.mark_dead(attached.generation);
-                    true
-                }
-                Err(e) => {
-                    tracing::debug!(error = %e, "cannot ask the API whether the sandbox runs");
-                    false
-                }
-            }
-        }
-    }
-}
+pub use super::info::PROVIDER;
 
 /// A [`WorkspaceSandbox`] backed by a [Daytona](https://daytona.io) cloud sandbox.
 ///
@@ -338,6 +107,21 @@ impl fmt::Debug for DaytonaSandbox {
             )
             .field("options", &self.shared.opts.builder)
             .finish()
+    }
+}
+
+impl DaytonaSandboxBuilder {
+    /// Check every option and make the handle. Nothing is sent until the first command,
+    /// file operation or `start`.
+    ///
+    /// # Errors
+    /// [`SandboxError::InvalidArgument`] naming the option at fault;
+    /// [`SandboxError::Unauthorized`] when no credentials are configured anywhere.
+    pub fn build(self) -> Result<DaytonaSandbox> {
+        let (options, client) = self.check()?;
+        Ok(DaytonaSandbox::from_shared(Arc::new(Shared::new(
+            options, client,
+        ))))
     }
 }
 

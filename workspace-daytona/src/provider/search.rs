@@ -25,8 +25,7 @@ use workspace_core::search::{
 use workspace_core::{ExecuteCommandOptions, Result, SandboxError, shell_quote};
 
 use super::command;
-use super::files::{absolute, file_error};
-use super::sandbox::Shared;
+use super::shared::{Shared, file_error};
 
 /// How many `.gitignore` files are downloaded at once.
 const GITIGNORE_FETCHES: usize = 8;
@@ -47,7 +46,7 @@ struct Root {
 async fn root(shared: &Arc<Shared>, path: &str) -> Result<Root> {
     shared
         .with_retry(|attached| async move {
-            let abs = absolute(shared, &attached, path).await?;
+            let abs = shared.absolute(&attached, path).await?;
             let info = attached
                 .sandbox
                 .fs()

@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use crate::process::Process;
 
+/// Prefix of the sessions commands run in.
+pub(crate) const COMMAND_SESSION_PREFIX: &str = "ws-cmd-";
+
 /// A fresh session id: `<prefix><unix millis>-<8 hex>`. The time lets a later handle tell when
 /// a background process started.
 pub(crate) fn new_session_id(prefix: &str) -> String {

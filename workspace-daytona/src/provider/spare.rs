@@ -13,14 +13,15 @@
 
 use std::sync::{Arc, Mutex};
 
-use super::command::COMMAND_SESSION_PREFIX;
-use super::sandbox::{Attached, lock};
-use super::session::{SessionGuard, new_session_id};
+use crate::process::Process;
+
+use super::session::{COMMAND_SESSION_PREFIX, SessionGuard, new_session_id};
+use super::sync::lock;
 
 /// The spare session of one attachment.
 #[derive(Default)]
 pub(crate) struct SpareSession {
-    state: Mutex<State>,
+    state: Arc<Mutex<State>>,
 }
 
 #[derive(Default)]
@@ -50,49 +51,48 @@ impl SpareSession {
             guard.keep();
         }
     }
-}
 
-/// Create a spare for `attached` in the background, unless one is ready or on its way (or
-/// there is no runtime to create it on).
-pub(crate) fn refill(attached: &Arc<Attached>) {
-    {
-        let mut state = lock(&attached.spare.state);
-        if state.closed || state.filling || state.ready.is_some() {
-            return;
-        }
-        state.filling = true;
-    }
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        lock(&attached.spare.state).filling = false;
-        return;
-    };
-    let attached = attached.clone();
-    runtime.spawn(async move {
-        let process = attached.sandbox.process();
-        let id = new_session_id(COMMAND_SESSION_PREFIX);
-        let created = process.create_session(&id).await;
-        let guard = match created {
-            Ok(()) => Some(SessionGuard::new(process, id)),
-            Err(e) => {
-                tracing::debug!(error = %e, "creating a spare session failed");
-                None
+    /// Create a spare in the background through `process`, unless one is ready or on its way
+    /// (or there is no runtime to create it on).
+    pub(crate) fn refill(&self, process: Process) {
+        {
+            let mut state = lock(&self.state);
+            if state.closed || state.filling || state.ready.is_some() {
+                return;
             }
+            state.filling = true;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            lock(&self.state).filling = false;
+            return;
         };
-        let unwanted = {
-            let mut state = lock(&attached.spare.state);
-            state.filling = false;
-            match guard {
-                Some(guard) if !state.closed && state.ready.is_none() => {
-                    state.ready = Some(guard);
+        let slot = self.state.clone();
+        runtime.spawn(async move {
+            let id = new_session_id(COMMAND_SESSION_PREFIX);
+            let created = process.create_session(&id).await;
+            let guard = match created {
+                Ok(()) => Some(SessionGuard::new(process, id)),
+                Err(e) => {
+                    tracing::debug!(error = %e, "creating a spare session failed");
                     None
                 }
-                other => other.map(|guard| (guard, state.closed)),
+            };
+            let unwanted = {
+                let mut state = lock(&slot);
+                state.filling = false;
+                match guard {
+                    Some(guard) if !state.closed && state.ready.is_none() => {
+                        state.ready = Some(guard);
+                        None
+                    }
+                    other => other.map(|guard| (guard, state.closed)),
+                }
+            };
+            // Outside the lock: a guard dropped here starts its delete, unless the sandbox (and
+            // the session with it) is gone.
+            if let Some((guard, true)) = unwanted {
+                guard.keep();
             }
-        };
-        // Outside the lock: a guard dropped here starts its delete, unless the sandbox (and
-        // the session with it) is gone.
-        if let Some((guard, true)) = unwanted {
-            guard.keep();
-        }
-    });
+        });
+    }
 }
