@@ -160,27 +160,37 @@ const RESIDENT_RUN: &str = "ws-run ";
 pub(crate) const START_TAG: &str = "ws-start";
 
 /// The session command of a resident shell (see [`super::resident`]): a loop that reads one
-/// job per input line (`ws-run <token> <base64 job>`), runs it as a child shell (the leader
-/// of a new session and process group when `setsid` exists, told so by its first argument),
-/// waits for it, kills what it left in its group, as the end of a per-command session would,
-/// and prints the exit trailers with the job's status. A job that ended normally printed its
-/// own first, so these are ignored; they matter when the job's shell itself was killed
-/// (`kill -9 $$`), whose status (137) is then the result, as a local shell reports it. Lines
-/// that are not jobs are skipped, so nothing but a whole job ever runs. Everything here is
-/// shell builtins but the job's shell (and `setsid`, `base64`).
+/// job per input line (`ws-run <token> <job>`, the job's text with `\` and newlines escaped as
+/// `printf %b` reads them), runs it in a process group of its own, waits for it, kills what it
+/// left in that group (as the end of a per-command session would) and prints the exit trailers
+/// with the job's status. A job that ended normally printed its own first, so these are
+/// ignored; they matter when the job's shell itself was killed (`kill -9 $$`), whose status
+/// (137) is then the result, as a local shell reports it. Lines that are not jobs are skipped.
+///
+/// Under bash (the daemon's session shell where the image has it) the job is `bash -c`, which
+/// job control (`set -m`) puts in a group of its own, and decoding is the `printf -v` builtin:
+/// one process per job, as in a session of its own (and `$$` is the job's shell there too).
+/// Job notices go to the loop's own stderr, which is `/dev/null`; the jobs get the real one on
+/// fd 3. Elsewhere the job is `setsid sh -c` (a new session and group when `setsid` exists)
+/// and decoding one command substitution.
 pub(crate) fn resident_loop() -> String {
     format!(
-        "__ws_sh=${{BASH:-sh}}; __ws_ss=; command -v setsid >/dev/null 2>&1 && __ws_ss=setsid\n\
+        "exec 3>&2 2>/dev/null; __ws_ss=; command -v setsid >/dev/null 2>&1 && __ws_ss=setsid\n\
+         __ws_fast=; if [ -n \"${{BASH_VERSION:-}}\" ]; then set -m && __ws_fast=1; fi\n\
          while IFS= read -r __ws_l; do\n\
          case $__ws_l in \"{RESIDENT_RUN}\"*) ;; *) continue ;; esac\n\
-         __ws_l=${{__ws_l#{RESIDENT_RUN}}}; __ws_t=${{__ws_l%% *}}\n\
-         __ws_c=$(printf '%s' \"${{__ws_l#* }}\" | base64 -d 2>/dev/null) || continue\n\
-         [ -n \"$__ws_c\" ] || continue\n\
-         $__ws_ss \"$__ws_sh\" -c \"$__ws_c\" ws-job ${{__ws_ss:+1}} < /dev/null & __ws_p=$!\n\
+         __ws_l=${{__ws_l#{RESIDENT_RUN}}}; __ws_t=${{__ws_l%% *}}; __ws_l=${{__ws_l#* }}\n\
+         if [ -n \"$__ws_fast\" ]; then\n\
+         printf -v __ws_c '%b' \"$__ws_l\"\n\
+         \"$BASH\" -c \"$__ws_c\" ws-job 1 < /dev/null 2>&3 3>&- & __ws_p=$!\n\
+         else\n\
+         __ws_c=$(printf '%b' \"$__ws_l\")\n\
+         $__ws_ss sh -c \"$__ws_c\" ws-job ${{__ws_ss:+1}} < /dev/null 2>&3 3>&- & __ws_p=$!\n\
+         fi\n\
          wait \"$__ws_p\"; __ws_rc=$?\n\
-         [ -n \"$__ws_ss\" ] && kill -9 -\"$__ws_p\" 2>/dev/null\n\
+         [ -n \"$__ws_fast$__ws_ss\" ] && kill -9 -\"$__ws_p\"\n\
          printf '\\036{TRAILER_TAG} %s %d\\036\\n' \"$__ws_t\" \"$__ws_rc\"\n\
-         printf '\\036{TRAILER_TAG} %s %d\\036\\n' \"$__ws_t\" \"$__ws_rc\" >&2\n\
+         printf '\\036{TRAILER_TAG} %s %d\\036\\n' \"$__ws_t\" \"$__ws_rc\" >&3\n\
          done"
     )
 }
@@ -193,16 +203,15 @@ pub(crate) fn resident_input(w: &Wrap<'_>) -> String {
         "printf '\\036{START_TAG} %s %s\\036\\n' {token} \"$__ws_g\"",
         token = shell_quote(w.token)
     );
+    // The first argument says whether the job leads a process group of its own (job control
+    // or `setsid` made it one).
     let job = format!(
-        "__ws_g=${{1:-}}; set --; if [ -n \"$__ws_g\" ]; then __ws_g=$$; else __ws_g=-; fi; \
+        "if [ -n \"${{1:-}}\" ]; then __ws_g=$$; else __ws_g=-; fi; set --; \
          {start}; {start} >&2\n{}",
         build(w)
     );
-    format!(
-        "{RESIDENT_RUN}{} {}\n",
-        w.token,
-        STANDARD.encode(job.as_bytes())
-    )
+    let escaped = job.replace('\\', "\\\\").replace('\n', "\\n");
+    format!("{RESIDENT_RUN}{} {escaped}\n", w.token)
 }
 
 /// Input for the relay: `data` as base64 lines of at most [`STDIN_CHUNK`] raw bytes each.
@@ -567,6 +576,7 @@ mod tests {
 
     #[test]
     fn the_resident_loop_runs_only_whole_jobs_marks_them_and_cleans_up_after_them() {
+        // Both loops: bash's (job control, builtin decoding) and plain sh's (`setsid sh -c`).
         let env = BTreeMap::from([("ONLY_HERE".to_string(), "v1".to_string())]);
         let none = BTreeMap::new();
         let first = resident_input(&wrap(
@@ -577,64 +587,67 @@ mod tests {
         let second = resident_input(&wrap("echo \"[${ONLY_HERE:-}] $#\"", &none, "tok-b"));
         let third = resident_input(&wrap("kill -9 $$", &none, "tok-c"));
         let input = format!("not a job\nws-run tok-x !!notbase64\n{first}{second}{third}");
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(resident_loop())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        // Each job: its start marker, its output, its trailer, then the loop's own trailer.
-        let job = |token: &str, text: &str| -> (String, Vec<u8>, Option<i32>) {
-            let start = format!("\x1e{START_TAG} {token} ");
-            let at = text
-                .find(&start)
-                .unwrap_or_else(|| panic!("{token} in {text:?}"));
-            let rest = &text[at + start.len()..];
-            let (group, body) = rest.split_once("\x1e\n").unwrap();
-            let mut d = crate::provider::output::StreamDecoder::new(token, OutputEncoding::Plain);
-            d.end_at_trailer();
-            let mut bytes = Vec::new();
-            d.push(body.as_bytes(), &mut |b: &[u8]| bytes.extend_from_slice(b));
-            (group.to_string(), bytes, d.exit_code())
-        };
-        let (group, out_a, code_a) = job("tok-a", &stdout);
-        assert_eq!(code_a, Some(4));
-        let text = String::from_utf8(out_a).unwrap();
-        assert!(text.starts_with("v1\nbg "), "{text:?}");
-        let bg: u32 = text.trim_start_matches("v1\nbg ").trim().parse().unwrap();
-        let (_, err_a, _) = job("tok-a", &stderr);
-        assert_eq!(err_a, b"e");
-        // The job's own group (setsid) and what it left in it are gone once it is done.
-        assert!(group.parse::<u32>().is_ok(), "{group:?}");
-        // A SIGKILL is delivered when the target next runs: on a loaded machine, give it time.
-        let dead = || {
-            !std::path::Path::new(&format!("/proc/{bg}")).exists()
-                || std::fs::read_to_string(format!("/proc/{bg}/stat"))
-                    .is_ok_and(|s| s.contains(") Z"))
-        };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !dead() && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(20));
+        for shell in ["sh", "bash"] {
+            let mut child = Command::new(shell)
+                .arg("-c")
+                .arg(resident_loop())
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+            let out = child.wait_with_output().unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            // Each job: its start marker, its output, its trailer, then the loop's own trailer.
+            let job = |token: &str, text: &str| -> (String, Vec<u8>, Option<i32>) {
+                let start = format!("\x1e{START_TAG} {token} ");
+                let at = text
+                    .find(&start)
+                    .unwrap_or_else(|| panic!("{token} in {text:?}"));
+                let rest = &text[at + start.len()..];
+                let (group, body) = rest.split_once("\x1e\n").unwrap();
+                let mut d =
+                    crate::provider::output::StreamDecoder::new(token, OutputEncoding::Plain);
+                d.end_at_trailer();
+                let mut bytes = Vec::new();
+                d.push(body.as_bytes(), &mut |b: &[u8]| bytes.extend_from_slice(b));
+                (group.to_string(), bytes, d.exit_code())
+            };
+            let (group, out_a, code_a) = job("tok-a", &stdout);
+            assert_eq!(code_a, Some(4));
+            let text = String::from_utf8(out_a).unwrap();
+            assert!(text.starts_with("v1\nbg "), "{text:?}");
+            let bg: u32 = text.trim_start_matches("v1\nbg ").trim().parse().unwrap();
+            let (_, err_a, _) = job("tok-a", &stderr);
+            assert_eq!(err_a, b"e");
+            // The job's own group (setsid) and what it left in it are gone once it is done.
+            assert!(group.parse::<u32>().is_ok(), "{group:?}");
+            // A SIGKILL is delivered when the target next runs: on a loaded machine, give it time.
+            let dead = || {
+                !std::path::Path::new(&format!("/proc/{bg}")).exists()
+                    || std::fs::read_to_string(format!("/proc/{bg}/stat"))
+                        .is_ok_and(|s| s.contains(") Z"))
+            };
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while !dead() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            assert!(dead(), "the background child survived");
+            assert!(!stdout.contains("late"));
+            // Env of one job does not reach the next, nor do its positional parameters.
+            let (_, out_b, code_b) = job("tok-b", &stdout);
+            assert_eq!((out_b.as_slice(), code_b), (&b"[] 0\n"[..], Some(0)));
+            // A job whose shell is killed gets its status from the loop.
+            let (_, out_c, code_c) = job("tok-c", &stdout);
+            assert_eq!((out_c.as_slice(), code_c), (&b""[..], Some(137)));
+            assert!(out.status.success(), "the loop ends with its input");
         }
-        assert!(dead(), "the background child survived");
-        assert!(!stdout.contains("late"));
-        // Env of one job does not reach the next, nor do its positional parameters.
-        let (_, out_b, code_b) = job("tok-b", &stdout);
-        assert_eq!((out_b.as_slice(), code_b), (&b"[] 0\n"[..], Some(0)));
-        // A job whose shell is killed gets its status from the loop.
-        let (_, out_c, code_c) = job("tok-c", &stdout);
-        assert_eq!((out_c.as_slice(), code_c), (&b""[..], Some(137)));
-        assert!(out.status.success(), "the loop ends with its input");
     }
 }

@@ -61,8 +61,21 @@ async fn root(shared: &Arc<Shared>, path: &str) -> Result<Root> {
         .await
 }
 
-/// Paths under `root` matching `pattern` (toolbox search), relative to `root`.
-async fn search(shared: &Arc<Shared>, root: &str, pattern: &str) -> Result<Vec<String>> {
+/// The name pattern to give the toolbox search for a glob: the daemon matches each entry's own
+/// *name* (Go's `filepath.Match`, at any depth; a pattern with `/` matches nothing), so the
+/// glob's last segment when Go reads it as the glob does, else every name (`*`). The caller
+/// filters the paths with the whole glob.
+fn name_pattern(glob: &str) -> &str {
+    let last = glob.rsplit('/').next().unwrap_or(glob);
+    let go_reads_it_alike =
+        !last.is_empty() && !last.contains("**") && !last.contains(['{', '}', '[', ']', '\\']);
+    if go_reads_it_alike { last } else { "*" }
+}
+
+/// Paths under `root` whose name matches what `glob` needs (toolbox search), relative to
+/// `root`.
+async fn search(shared: &Arc<Shared>, root: &str, glob: &str) -> Result<Vec<String>> {
+    let pattern = name_pattern(glob);
     let files = shared
         .with_retry(|attached| async move {
             attached
@@ -387,6 +400,16 @@ fn parse_epoch(s: &str) -> Option<DateTime<Utc>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_daemon_is_asked_for_names_it_matches_as_the_glob_would() {
+        assert_eq!(name_pattern("**/*.rs"), "*.rs");
+        assert_eq!(name_pattern("src/*.rs"), "*.rs");
+        assert_eq!(name_pattern("**/.gitignore"), ".gitignore");
+        for glob in ["**", "src/**", "*.{rs,toml}", "[ab].rs", "a\\*", "dir/"] {
+            assert_eq!(name_pattern(glob), "*", "{glob}");
+        }
+    }
 
     #[test]
     fn grep_output_parses_matches_context_and_separators() {
