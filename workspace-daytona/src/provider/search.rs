@@ -22,10 +22,10 @@ use workspace_core::search::{
     GlobEntry, GlobPattern, GlobRequest, GlobResult, GlobSort, GrepFile, GrepLine, GrepRequest,
     GrepResult, PathFilter,
 };
-use workspace_core::{ExecuteCommandOptions, Result, SandboxError, shell_quote};
+use workspace_core::{ExecuteCommandOptions, Result, SandboxError, SandboxFilesystem, shell_quote};
 
 use super::command;
-use super::files::{absolute, file_error};
+use super::files::{DaytonaFiles, absolute, file_error};
 use super::sandbox::Shared;
 
 /// How many `.gitignore` files are downloaded at once.
@@ -114,29 +114,13 @@ async fn load_gitignores(
     Ok(())
 }
 
-/// A small file's bytes; `None` when it is gone (deleted since it was listed). Read twice at
-/// most: a download is idempotent, and under load the emulator's multipart stream has been
-/// seen to end early once in a while.
+/// A small file's bytes; `None` when it is gone (deleted since it was listed).
 async fn download(shared: &Arc<Shared>, path: &str) -> Result<Option<bytes::Bytes>> {
-    let mut last = None;
-    for _ in 0..2 {
-        let got = shared
-            .with_retry(|attached| async move {
-                attached
-                    .sandbox
-                    .fs()
-                    .download_bytes(path)
-                    .await
-                    .map_err(|e| file_error(e, path))
-            })
-            .await;
-        match got {
-            Ok(bytes) => return Ok(Some(bytes)),
-            Err(SandboxError::NotFound { .. }) => return Ok(None),
-            Err(e) => last = Some(e),
-        }
+    match DaytonaFiles::new(shared.clone()).read_file(path).await {
+        Ok(bytes) => Ok(Some(bytes::Bytes::from(bytes))),
+        Err(SandboxError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
     }
-    Err(last.unwrap_or_else(|| SandboxError::not_found(format!("file {path}"))))
 }
 
 pub(crate) async fn grep(shared: &Arc<Shared>, request: &GrepRequest) -> Result<GrepResult> {
