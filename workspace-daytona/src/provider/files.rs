@@ -67,12 +67,14 @@ impl SandboxFilesystem for DaytonaFiles {
         shared
             .with_retry(|attached| async move {
                 let p = shared.absolute(&attached, path).await?;
-                let bytes = attached
-                    .sandbox
-                    .fs()
-                    .download_bytes(&p)
-                    .await
-                    .map_err(|e| file_error(e, &p))?;
+                let fs = attached.sandbox.fs();
+                let bytes = match fs.download_bytes(&p).await {
+                    // A download is idempotent; a body cut short (seen now and then from the
+                    // emulator under load) is read once more before it counts as a failure.
+                    Err(DaytonaError::Decode { .. }) => fs.download_bytes(&p).await,
+                    other => other,
+                }
+                .map_err(|e| file_error(e, &p))?;
                 Ok(bytes.to_vec())
             })
             .await
