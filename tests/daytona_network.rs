@@ -311,3 +311,44 @@ async fn tls_from_files_behind_the_proxy_is_opaque_to_it() {
     );
     emulator.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_warm_command_opens_no_connection_counted_at_the_proxy() {
+    let (emulator, proxy) = emulator_behind_proxy(Duration::from_millis(2)).await;
+    let public = format!("http://{}", proxy.addr());
+    let sandbox = DaytonaSandbox::builder()
+        .api_key(API_KEY)
+        .api_url(format!("{public}/api"))
+        .build()
+        .unwrap();
+    // The first commands make the resident shell (in the background) and fill the pool.
+    for _ in 0..3 {
+        streamed_command(&sandbox).await;
+    }
+    let settled = async {
+        loop {
+            let before = proxy.stats();
+            streamed_command(&sandbox).await;
+            let after = proxy.stats();
+            if after.connections_opened == before.connections_opened {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), settled)
+        .await
+        .expect("the handle never got to commands that open no connection");
+    // Now ten warm commands: no new connection, one request each (the input line).
+    let before = proxy.stats();
+    for _ in 0..10 {
+        streamed_command(&sandbox).await;
+    }
+    let used = proxy.stats().since(&before);
+    assert_eq!(used.connections_opened, 0, "{used:?}");
+    assert!(used.requests_visible(), "{used:?}");
+    assert_eq!(used.http_requests, 10, "{used:?}");
+    assert_eq!(used.websocket_upgrades, 0, "{used:?}");
+    sandbox.destroy().await.unwrap();
+    emulator.shutdown().await;
+}
