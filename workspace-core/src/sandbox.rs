@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -332,6 +333,60 @@ pub trait WorkspaceSandboxExt: WorkspaceSandbox {
     async fn run(&self, command_line: &str) -> Result<CommandResult> {
         self.execute_command(command_line, &[], ExecuteCommandOptions::default())
             .await
+    }
+
+    /// Wait until something inside the sandbox accepts TCP connections on `port` of its
+    /// loopback (a dev server a background process is starting), checking from inside the
+    /// sandbox about every 200 ms: `true` once it answers, `false` when `timeout` passes
+    /// first. The check connects with bash's `/dev/tcp`, else `nc -z`, else Python, whichever
+    /// the sandbox has; a sandbox with none of them never reports the port open.
+    ///
+    /// # Errors
+    /// [`SandboxError::InvalidArgument`](crate::SandboxError::InvalidArgument) for port 0;
+    /// the sandbox's errors from running the check.
+    ///
+    /// ```no_run
+    /// # async fn f(sandbox: &dyn workspace_core::WorkspaceSandbox) -> workspace_core::Result<()> {
+    /// use std::time::Duration;
+    /// use workspace_core::WorkspaceSandboxExt;
+    /// if !sandbox.wait_for_port(3000, Duration::from_secs(30)).await? {
+    ///     eprintln!("nothing listens on port 3000 yet");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    async fn wait_for_port(&self, port: u16, timeout: Duration) -> Result<bool> {
+        if port == 0 {
+            return Err(crate::SandboxError::invalid(
+                "port",
+                "must be between 1 and 65535",
+            ));
+        }
+        let check = format!(
+            "if command -v bash >/dev/null 2>&1; then bash -c ': </dev/tcp/127.0.0.1/{port}'; \
+             elif command -v nc >/dev/null 2>&1; then nc -z -w 1 127.0.0.1 {port}; \
+             else python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", {port}), 1)'; \
+             fi >/dev/null 2>&1"
+        );
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let options = ExecuteCommandOptions::default().timeout(
+                left.max(Duration::from_millis(100))
+                    .min(Duration::from_secs(5)),
+            );
+            let probe = self.execute_command(&check, &[], options).await?;
+            if probe.exit_code == 0 {
+                return Ok(true);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(
+                Duration::from_millis(200)
+                    .min(deadline.saturating_duration_since(tokio::time::Instant::now())),
+            )
+            .await;
+        }
     }
 }
 

@@ -70,7 +70,9 @@ pub use leaks::{
 };
 pub use lifecycle::{destroy_kills_background_processes, lazy_start, lifecycle};
 pub use probe::working_dir;
-pub use processes::{background_process, background_process_exit, process_output_stream};
+pub use processes::{
+    background_process, background_process_exit, process_output_stream, process_wait_for_port,
+};
 pub use random::{pseudo_random_bytes, unique_suffix};
 pub use search::{search_glob, search_grep};
 pub use streams::{
@@ -170,6 +172,7 @@ macro_rules! __conformance_check_list {
                 background_process,
                 background_process_exit,
                 process_output_stream,
+                process_wait_for_port,
             ]
             factory: [
                 lifecycle,

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use super::harness::skip;
 use super::leaks::{assert_no_process_matching, unique_marker, wait_for_process_matching};
 use super::probe::{exec_with, expect_not_found, opts, working_dir};
-use super::random::unique_suffix;
+use super::random::{random_u64, unique_suffix};
 use crate::command::EXIT_KILLED;
 use crate::process::{
     OutputOffsets, ProcessId, ProcessInfo, ProcessManager, ProcessOutput, ProcessState,
@@ -230,6 +230,53 @@ pub async fn background_process_exit(sandbox: &dyn WorkspaceSandbox) {
     expect_not_found(
         "wait of an unknown process",
         pm.wait(&unknown, Some(Duration::from_secs(1))).await,
+    );
+}
+
+/// `wait_for_port`: false while nothing listens (within its timeout), true once a server a
+/// background process started answers on the sandbox's loopback.
+pub async fn process_wait_for_port(sandbox: &dyn WorkspaceSandbox) {
+    use crate::sandbox::WorkspaceSandboxExt;
+
+    let Some(pm) = processes(sandbox, "process_wait_for_port") else {
+        return;
+    };
+    let has_python = sandbox
+        .execute_command("command -v python3", &[], opts())
+        .await
+        .is_ok_and(|r| r.exit_code == 0);
+    if !has_python {
+        skip(
+            "process_wait_for_port",
+            "no python3 in the sandbox to serve a port",
+        );
+        return;
+    }
+    // A port unlikely to be taken by another check running beside this one.
+    let port = 20_000 + u16::try_from(random_u64() % 20_000).unwrap_or(0);
+    let closed = sandbox
+        .wait_for_port(port, Duration::from_millis(500))
+        .await
+        .unwrap_or_else(|e| panic!("wait_for_port: {e} [{e:?}]"));
+    assert!(!closed, "nothing listens on {port} yet");
+    let server = spawn(
+        pm,
+        &format!("exec python3 -m http.server {port} --bind 127.0.0.1"),
+        SpawnOptions::default(),
+    )
+    .await;
+    let open = sandbox
+        .wait_for_port(port, SETTLE)
+        .await
+        .unwrap_or_else(|e| panic!("wait_for_port: {e} [{e:?}]"));
+    let _ = pm.kill(&server.id).await;
+    assert!(open, "the server on {port} should answer");
+    assert!(
+        matches!(
+            sandbox.wait_for_port(0, Duration::from_secs(1)).await,
+            Err(crate::SandboxError::InvalidArgument { .. })
+        ),
+        "port 0 is bad input"
     );
 }
 
