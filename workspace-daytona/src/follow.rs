@@ -354,6 +354,17 @@ pub(crate) async fn connect(
     }
 }
 
+/// Read buffer of a toolbox WebSocket. Tungstenite's default (128 KiB) is sized for bulk
+/// transfer; a handle keeps its resident shell's log socket open for its whole life, and at
+/// 128 KiB that buffer was most of a live handle's memory (see BENCHMARKS.md, many sandboxes).
+/// Log frames are what the daemon's labellers write, a few KiB at most.
+const SOCKET_READ_BUFFER: usize = 16 * 1024;
+
+fn socket_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(SOCKET_READ_BUFFER)
+}
+
 /// The error an upgrade refused with an HTTP answer maps to, and how safe a retry is.
 fn http_failure(response: http::Response<Option<Vec<u8>>>) -> (DaytonaError, Failure) {
     let status = response.status().as_u16();
@@ -395,7 +406,11 @@ async fn connect_once(
     if let Some(stream) = transport.take_spare(url) {
         // A connection made ahead: only the upgrade crosses the network. One the server closed
         // meanwhile fails here, and the socket is made afresh below.
-        let handshake = tokio_tungstenite::client_async_with_config(request.clone(), stream, None);
+        let handshake = tokio_tungstenite::client_async_with_config(
+            request.clone(),
+            stream,
+            Some(socket_config()),
+        );
         match tokio::time::timeout(limit, handshake).await {
             Ok(Ok((socket, _response))) => return Ok(socket),
             Ok(Err(WsError::Http(response))) => return Err(http_failure(*response)),
@@ -407,7 +422,7 @@ async fn connect_once(
     }
     let handshake = tokio_tungstenite::connect_async_tls_with_config(
         request,
-        None,
+        Some(socket_config()),
         false,
         transport.websocket_tls(),
     );
