@@ -8,6 +8,42 @@ use plotters::prelude::*;
 /// The y axis runs past 1.0 so that the legend has a band of its own.
 const LEGEND_TOP: f64 = 1.32;
 
+/// Line colours, in series order.
+const COLORS: [RGBColor; 6] = [RED, BLUE, GREEN, MAGENTA, CYAN, BLACK];
+
+/// A chart on an SVG string with coordinates `X` by `Y`.
+type Chart<'a, 'b, X, Y> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<X, Y>>;
+
+/// One line and its legend entry.
+fn draw_line<X, Y>(
+    chart: &mut Chart<'_, '_, X, Y>,
+    points: Vec<(f64, f64)>,
+    label: &str,
+    color: RGBColor,
+) -> Result<(), String>
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    chart
+        .draw_series(LineSeries::new(points, color.stroke_width(2)))
+        .map_err(|e| e.to_string())?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+    Ok(())
+}
+
+/// The legend, top left.
+fn draw_legend<'b, X: Ranged, Y: Ranged>(chart: &mut Chart<'b, 'b, X, Y>) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| e.to_string())
+}
+
 /// One curve.
 pub struct Series<'a> {
     /// Legend text.
@@ -63,9 +99,8 @@ pub fn render_cdf(title: &str, series: &[Series<'_>]) -> Result<String, String> 
             })
             .draw()
             .map_err(|e| e.to_string())?;
-        let colors = [RED, BLUE, GREEN, MAGENTA, CYAN, BLACK];
         for (i, (s, v)) in series.iter().zip(&sorted).enumerate() {
-            let color = colors[i % colors.len()];
+            let color = COLORS[i % COLORS.len()];
             let n = v.len() as f64;
             // A step curve: at each sample the fraction jumps by 1/n.
             let mut points = Vec::with_capacity(v.len() * 2);
@@ -73,21 +108,9 @@ pub fn render_cdf(title: &str, series: &[Series<'_>]) -> Result<String, String> 
                 points.push((x, k as f64 / n));
                 points.push((x, (k + 1) as f64 / n));
             }
-            chart
-                .draw_series(LineSeries::new(points, color.stroke_width(2)))
-                .map_err(|e| e.to_string())?
-                .label(s.label.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                });
+            draw_line(&mut chart, points, &s.label, color)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| e.to_string())?;
+        draw_legend(&mut chart)?;
         root.present().map_err(|e| e.to_string())?;
     }
     Ok(svg)
@@ -134,16 +157,9 @@ pub fn render_lines(
             .light_line_style(TRANSPARENT)
             .draw()
             .map_err(|e| e.to_string())?;
-        let colors = [RED, BLUE, GREEN, MAGENTA, CYAN, BLACK];
         for (i, line) in lines.iter().enumerate() {
-            let color = colors[i % colors.len()];
-            chart
-                .draw_series(LineSeries::new(line.points.clone(), color.stroke_width(2)))
-                .map_err(|e| e.to_string())?
-                .label(line.label.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                });
+            let color = COLORS[i % COLORS.len()];
+            draw_line(&mut chart, line.points.clone(), &line.label, color)?;
             chart
                 .draw_series(
                     line.points
@@ -152,13 +168,7 @@ pub fn render_lines(
                 )
                 .map_err(|e| e.to_string())?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| e.to_string())?;
+        draw_legend(&mut chart)?;
         root.present().map_err(|e| e.to_string())?;
     }
     Ok(svg)

@@ -19,6 +19,7 @@ use crate::follow::RawLogEvent;
 use crate::process::Process;
 
 use super::collector::Collector;
+use super::deadline::sleep_until;
 use super::keepalive::{keepalive, keepalive_period};
 use super::resident::{self, Outcome};
 use super::script::{self, OutputEncoding, STDIN_EOF_LINE, StdinMode, Wrap};
@@ -264,12 +265,7 @@ async fn follow_to_end(
             let follow = follow(&process, &session_id, &cmd_id, &mut collector);
             tokio::try_join!(feed, follow).map(|((), code)| code)
         };
-        let timer = async {
-            match limit {
-                Some(limit) => tokio::time::sleep_until(started + limit).await,
-                None => std::future::pending().await,
-            }
-        };
+        let timer = sleep_until(limit.map(|limit| started + limit));
         let period = keepalive_period(shared, &attached.sandbox);
         tokio::select! {
             code = work => Ending::Exited(code),

@@ -11,7 +11,7 @@ use workspace_core::{
 
 use crate::error::DaytonaError;
 
-use super::shared::{OpError, Shared, file_error};
+use super::shared::{OpError, Shared, download, file_error};
 
 /// [`SandboxFilesystem`] of a [`super::DaytonaSandbox`]. Relative paths resolve against the
 /// sandbox's working directory; every call starts the sandbox lazily and is retried once if the
@@ -67,15 +67,7 @@ impl SandboxFilesystem for DaytonaFiles {
         shared
             .with_retry(|attached| async move {
                 let p = shared.absolute(&attached, path).await?;
-                let fs = attached.sandbox.fs();
-                let bytes = match fs.download_bytes(&p).await {
-                    // A download is idempotent; a body cut short (seen now and then from the
-                    // emulator under load) is read once more before it counts as a failure.
-                    Err(DaytonaError::Decode { .. }) => fs.download_bytes(&p).await,
-                    other => other,
-                }
-                .map_err(|e| file_error(e, &p))?;
-                Ok(bytes.to_vec())
+                Ok(download(&attached, &p).await?.to_vec())
             })
             .await
     }

@@ -18,6 +18,7 @@ mod classify;
 mod collector;
 mod command;
 mod connect;
+mod deadline;
 mod files;
 mod info;
 mod keepalive;

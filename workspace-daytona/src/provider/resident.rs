@@ -35,6 +35,7 @@ use crate::error::DaytonaError;
 use crate::process::{ExecuteOptions, Process};
 
 use super::collector::Collector;
+use super::deadline::sleep_until;
 use super::keepalive::{keepalive, keepalive_period};
 use super::output::marker_prefix;
 use super::script::{self, START_TAG, StdinMode, Wrap};
@@ -341,13 +342,6 @@ async fn drive(
         other => other,
     };
     (channel, ending, group)
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }
 
 /// SIGTERM the job's process group, give it a grace period, then SIGKILL; whether the kill

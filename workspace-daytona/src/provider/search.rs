@@ -25,7 +25,7 @@ use workspace_core::search::{
 use workspace_core::{ExecuteCommandOptions, Result, SandboxError, shell_quote};
 
 use super::command;
-use super::shared::{Shared, file_error};
+use super::shared::{self, Shared, file_error};
 
 /// How many `.gitignore` files are downloaded at once.
 const GITIGNORE_FETCHES: usize = 8;
@@ -126,29 +126,16 @@ async fn load_gitignores(
     Ok(())
 }
 
-/// A small file's bytes; `None` when it is gone (deleted since it was listed). Read twice at
-/// most: a download is idempotent, and under load the emulator's multipart stream has been
-/// seen to end early once in a while.
+/// A small file's bytes; `None` when it is gone (deleted since it was listed).
 async fn download(shared: &Arc<Shared>, path: &str) -> Result<Option<bytes::Bytes>> {
-    let mut last = None;
-    for _ in 0..2 {
-        let got = shared
-            .with_retry(|attached| async move {
-                attached
-                    .sandbox
-                    .fs()
-                    .download_bytes(path)
-                    .await
-                    .map_err(|e| file_error(e, path))
-            })
-            .await;
-        match got {
-            Ok(bytes) => return Ok(Some(bytes)),
-            Err(SandboxError::NotFound { .. }) => return Ok(None),
-            Err(e) => last = Some(e),
-        }
+    match shared
+        .with_retry(|attached| async move { shared::download(&attached, path).await })
+        .await
+    {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(SandboxError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
     }
-    Err(last.unwrap_or_else(|| SandboxError::not_found(format!("file {path}"))))
 }
 
 pub(crate) async fn grep(shared: &Arc<Shared>, request: &GrepRequest) -> Result<GrepResult> {

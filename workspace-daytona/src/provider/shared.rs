@@ -285,6 +285,20 @@ impl Shared {
     }
 }
 
+/// The bytes of the file at absolute `path`. A download is idempotent, so a body cut short (seen
+/// now and then from the emulator under load) is read once more before it counts as a failure.
+pub(crate) async fn download(
+    attached: &Attached,
+    path: &str,
+) -> std::result::Result<bytes::Bytes, OpError> {
+    let fs = attached.sandbox.fs();
+    match fs.download_bytes(path).await {
+        Err(DaytonaError::Decode { .. }) => fs.download_bytes(path).await,
+        other => other,
+    }
+    .map_err(|e| file_error(e, path))
+}
+
 /// A failed file call: what the caller should see, keeping sandbox-down failures retryable.
 pub(crate) fn file_error(e: DaytonaError, path: &str) -> OpError {
     match e {
