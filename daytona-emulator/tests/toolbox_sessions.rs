@@ -36,6 +36,10 @@ async fn exec(fx: &Fixture, session: &str, body: Value) -> (StatusCode, Value) {
     (status, resp.json().await.unwrap())
 }
 
+async fn get_json(fx: &Fixture, path: &str) -> Value {
+    fx.get(path).send().await.unwrap().json().await.unwrap()
+}
+
 async fn command(fx: &Fixture, session: &str, cmd: &str) -> Value {
     fx.get(&format!("/process/session/{session}/command/{cmd}"))
         .send()
@@ -90,8 +94,9 @@ async fn session_lifecycle_status_codes() {
 
     let missing = fx.get("/process/session/nope").send().await.unwrap();
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    // The exec handler wraps the service's error, so the middleware answers 500.
     let (status, _) = exec(&fx, "nope", json!({"command": "true"})).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     let (status, _) = exec(&fx, "s1", json!({"command": "  "})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
@@ -124,7 +129,8 @@ async fn sync_exec_returns_marked_output_and_split_streams() {
     let cmd_id = body["cmdId"].as_str().unwrap();
     assert_eq!(uuid::Uuid::parse_str(cmd_id).unwrap().get_version_num(), 4);
 
-    let (_, failed) = exec(&fx, "s", json!({"command": "exit 7"})).await;
+    // In a subshell: `exit` itself would end the session's shell (see below).
+    let (_, failed) = exec(&fx, "s", json!({"command": "(exit 7)"})).await;
     assert_eq!(failed["exitCode"], 7);
     assert_eq!(failed["stdout"], "");
     fx.shutdown().await;
@@ -280,11 +286,15 @@ async fn async_command_status_logs_and_version_gating() {
 }
 
 async fn follow(fx: &Fixture, session: &str, cmd_id: &str) -> (Vec<Vec<u8>>, Option<CloseCode>) {
-    let url = fx
-        .url(&format!(
-            "/process/session/{session}/command/{cmd_id}/logs?follow=true"
-        ))
-        .replacen("http", "ws", 1);
+    follow_url(&fx.url(&format!(
+        "/process/session/{session}/command/{cmd_id}/logs?follow=true"
+    )))
+    .await
+}
+
+/// Follow a command's log at `url` (http form) until the socket closes.
+async fn follow_url(url: &str) -> (Vec<Vec<u8>>, Option<CloseCode>) {
+    let url = url.replacen("http", "ws", 1);
     let mut request = url.into_client_request().unwrap();
     let headers = request.headers_mut();
     headers.insert(
@@ -541,10 +551,15 @@ async fn reserved_ids_validation_order_and_messages() {
         (status, body["message"].clone()),
         (StatusCode::BAD_REQUEST, json!("command cannot be empty"))
     );
+    // `process/session/execute.go` wraps the service's NotFoundError with `%w`; the error
+    // middleware switches on the outer type, so it is the default handler's 500.
     let (status, body) = exec(&fx, "nope", json!({"command": "true"})).await;
     assert_eq!(
         (status, body["message"].clone()),
-        (StatusCode::NOT_FOUND, json!("session not found"))
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!("failed to execute command: session not found")
+        )
     );
     // With no entrypoint in an emulated sandbox, its session is as unknown as any other.
     let entry = fx.get("/process/session/entrypoint").send().await.unwrap();
@@ -744,5 +759,160 @@ async fn an_offered_version_subprotocol_is_echoed() {
     }
     // The version from the subprotocol counts: markers are kept.
     assert!(got.starts_with(b"\x01\x01\x01hi\n"), "{got:?}");
+    fx.shutdown().await;
+}
+
+/// `pkg/session/execute.go`: every command is written into one shell's stdin and sourced there,
+/// so `exit` ends that shell. The command never gets an exit code (the wrapper's exit-code
+/// write never runs) and its follow stays open; a command queued behind it never runs; a new
+/// one is listed but refused with the failed write; a sync request waits until the session is
+/// deleted; input finds no pipe. Deleting the session ends it all.
+#[tokio::test]
+async fn exit_in_a_command_ends_the_session_shell() {
+    let fx = Fixture::start().await;
+    create_session(&fx, "x").await;
+    let body = json!({"command": "echo before; sleep 1; exit 4", "runAsync": true});
+    let (status, first) = exec(&fx, "x", body).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let first = first["cmdId"].as_str().unwrap().to_string();
+    // Queued behind it while the shell still lives: written, never read.
+    let body = json!({"command": "echo never", "runAsync": true});
+    let queued = exec(&fx, "x", body).await.1["cmdId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let waiting = tokio::spawn(
+        fx.post("/process/session/x/exec")
+            .json(&json!({"command": "echo sync"}))
+            .send(),
+    );
+    // Once the shell is gone a new command is listed but refused: the write into it fails.
+    let mut refused = (StatusCode::OK, Value::Null);
+    for _ in 0..100 {
+        let body = json!({"command": "echo late", "runAsync": true});
+        refused = exec(&fx, "x", body).await;
+        if refused.0 != StatusCode::ACCEPTED {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(refused.0, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        refused.1["message"],
+        "failed to execute command: failed to write command: write |1: broken pipe"
+    );
+    let session: Value = get_json(&fx, "/process/session/x").await;
+    let commands = session["commands"].as_array().unwrap();
+    assert!(commands.len() >= 4, "{session}");
+    assert!(
+        commands.iter().all(|c| c.get("exitCode").is_none()),
+        "{session}"
+    );
+    let logs = |id: String| {
+        let req = fx.get(&format!("/process/session/x/command/{id}/logs"));
+        async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    assert_eq!(logs(first.clone()).await["stdout"], "before\n");
+    assert_eq!(logs(queued).await["stdout"], "");
+    let input = fx
+        .post(&format!("/process/session/x/command/{first}/input"))
+        .json(&json!({"data": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(input.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    // The follow of a command without an exit code and the sync request stay open until the
+    // session is deleted.
+    let follow_task = {
+        let url = fx.url(&format!(
+            "/process/session/x/command/{first}/logs?follow=true"
+        ));
+        tokio::spawn(async move { follow_url(&url).await })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !waiting.is_finished(),
+        "a sync exec behind a dead shell answered"
+    );
+    assert!(
+        !follow_task.is_finished(),
+        "the follow closed without an exit code"
+    );
+    let deleted = fx.delete("/process/session/x").send().await.unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let answered = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(answered.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let body: Value = answered.json().await.unwrap();
+    assert_eq!(
+        body["message"],
+        "failed to execute command: session cancelled"
+    );
+    let (frames, close) = tokio::time::timeout(Duration::from_secs(10), follow_task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(frames.concat(), b"\x01\x01\x01before\n");
+    assert_eq!(close, Some(CloseCode::Normal));
+    assert_eq!(fx.settle_processes().await, 0);
+    fx.shutdown().await;
+}
+
+/// `pkg/session/execute.go` / `input.go`: a sync command's stdin is a FIFO whose first writer
+/// closed at once, so it reads end-of-file, yet input sent while it runs is accepted (204),
+/// echoed into the log and there for a later read.
+#[tokio::test]
+async fn input_reaches_a_sync_command_after_its_end_of_file() {
+    let fx = Fixture::start().await;
+    create_session(&fx, "y").await;
+    let running = tokio::spawn(
+        fx.post("/process/session/y/exec")
+            .json(
+                &json!({"command": "if read a; then echo \"early $a\"; else echo eof; fi; \
+                           while ! read b; do sleep 0.05; done; echo \"got $b\""}),
+            )
+            .send(),
+    );
+    let mut cmd_id = None;
+    for _ in 0..100 {
+        let session: Value = get_json(&fx, "/process/session/y").await;
+        if let Some(id) = session["commands"][0]["id"].as_str() {
+            cmd_id = Some(id.to_string());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let cmd_id = cmd_id.unwrap();
+    let input = format!("/process/session/y/command/{cmd_id}/input");
+    let mut status = StatusCode::OK;
+    for _ in 0..100 {
+        // Until the command's turn has come and its stdin is open (500 before that).
+        status = fx
+            .post(&input)
+            .json(&json!({"data": "hello"}))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        if status == StatusCode::NO_CONTENT {
+            break;
+        }
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let done = tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let body: Value = done.json().await.unwrap();
+    assert_eq!(body["exitCode"], 0);
+    let stdout = body["stdout"].as_str().unwrap();
+    // The echo of the input lands where it was sent: after `eof`, before what it caused.
+    assert_eq!(stdout, "eof\nhello\ngot hello\n");
     fx.shutdown().await;
 }

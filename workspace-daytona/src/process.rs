@@ -252,7 +252,12 @@ impl Process {
             .json(request)?
             .replay(Replay::ConnectOnly)
             .deadline(deadline);
-        let mut resp: SessionExecuteResponse = self.tb.transport.call_json(&call).await?;
+        let mut resp: SessionExecuteResponse = self
+            .tb
+            .transport
+            .call_json(&call)
+            .await
+            .map_err(unwrap_exec_error)?;
         if resp.stdout.is_none()
             && resp.stderr.is_none()
             && let Some(output) = &resp.output
@@ -440,6 +445,24 @@ fn check_id(field: &str, id: &str) -> Result<(), DaytonaError> {
         return Err(DaytonaError::invalid(field, "must not be empty"));
     }
     Ok(())
+}
+
+/// The prefix a daemon's exec route puts on the session service's error.
+const EXEC_FAILED: &str = "failed to execute command: ";
+
+/// Undo the daemon's wrapping of an exec failure. Daemon v0.190 wraps the session service's
+/// error (`failed to execute command: %w`), which its error middleware no longer recognises,
+/// so an unknown session comes back as a 500; callers tell a vanished session by
+/// [`DaytonaError::NotFound`], as every other route reports one.
+fn unwrap_exec_error(err: DaytonaError) -> DaytonaError {
+    match err {
+        DaytonaError::Server(details)
+            if details.message.strip_prefix(EXEC_FAILED) == Some("session not found") =>
+        {
+            DaytonaError::NotFound(details)
+        }
+        other => other,
+    }
 }
 
 #[cfg(test)]

@@ -122,7 +122,7 @@ async fn session_sync_exec_splits_stdout_and_stderr() {
     let r = p
         .execute_session_command(
             "s1",
-            &sync("echo $X; exit 7"),
+            &sync("echo $X; (exit 7)"),
             Some(Duration::from_secs(10)),
         )
         .await
@@ -139,6 +139,16 @@ async fn session_sync_exec_splits_stdout_and_stderr() {
     p.delete_session("s1").await.unwrap();
     let err = p.get_session("s1").await.unwrap_err();
     assert!(matches!(err, DaytonaError::NotFound(_)), "{err:?}");
+    // The daemon's exec route answers an unknown session with a wrapped 500; the client
+    // reports it as what it is.
+    let err = p
+        .execute_session_command("s1", &sync("true"), Some(Duration::from_secs(10)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, DaytonaError::NotFound(ref d) if d.status == 500),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]

@@ -128,24 +128,59 @@ async fn a_missing_exit_code_is_an_error_not_zero() {
         .unwrap();
     // The wrapper's exit trailer carries the code: the record is not needed.
     assert_eq!(sb.run("echo done; exit 4").await.unwrap().exit_code, 4);
-    // The session shell dies before it can print the trailer: the log ends, but nothing says
-    // how the command did.
-    let r = sb
-        .execute_command("echo done; kill -9 $$", &[], opts())
-        .await;
+    // The session goes before the command could print the trailer (deleted underneath): the
+    // log ends, but nothing says how the command did.
+    let id = sb.daytona_id().unwrap();
+    let delete_underneath = async {
+        let mut victim = None;
+        assert!(
+            eventually(Duration::from_secs(10), || {
+                victim = emu.state().runtime(&id).and_then(|rt| {
+                    rt.snapshot()
+                        .sessions
+                        .into_iter()
+                        .find(|s| s.commands.iter().any(|c| c.1.contains("sleep 30")))
+                        .map(|s| s.id)
+                });
+                victim.is_some()
+            })
+            .await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let process = sb.daytona().unwrap().process();
+        process.delete_session(&victim.unwrap()).await.unwrap();
+    };
+    let (r, ()) = tokio::time::timeout(Duration::from_secs(20), async {
+        tokio::join!(
+            sb.execute_command("echo done; sleep 30", &[], opts()),
+            delete_underneath
+        )
+    })
+    .await
+    .unwrap();
     assert!(
         r.is_err(),
         "without an exit code the result must be an error: {r:?}"
     );
     emu.clear_faults();
-    // With the record readable, its code is taken (whatever the emulator makes of a killed
-    // shell, never a made-up 0).
+    // `$$` in a command is the session's shell: killing it leaves the command without an exit
+    // code for good, as on Daytona (the daemon records none and keeps the log open). The
+    // result is the timeout's 124 with the output so far, never a made-up code, and the
+    // session goes with it.
+    let short = ExecuteCommandOptions::new().timeout(Duration::from_secs(2));
     let r = sb
-        .execute_command("echo done; kill -9 $$", &[], opts())
+        .execute_command("echo done; kill -9 $$", &[], short)
         .await
         .unwrap();
-    assert_ne!(r.exit_code, 0, "{r:?}");
+    assert_eq!((r.exit_code, r.timed_out), (124, true), "{r:?}");
     assert_eq!(r.stdout, "done\n");
+    assert!(
+        eventually(Duration::from_secs(10), || runtime_load(&emu, &id)
+            == (0, 0))
+        .await,
+        "{:?}",
+        runtime_load(&emu, &id)
+    );
     sb.destroy().await.unwrap();
     emu.shutdown().await;
 }

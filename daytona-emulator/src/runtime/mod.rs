@@ -7,7 +7,7 @@ pub(crate) mod pty;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -73,12 +73,20 @@ pub struct SessionSnapshot {
 ///   session, as it does on Daytona; use one session per long-running process;
 /// - before a command, the previous command's exported environment is restored (variables it
 ///   `unset` are unset) and its working directory entered; after it, an `EXIT` trap saves them;
-/// - the command text is sourced (`. file`), so `cd`, `export` and `exit N` act on that shell.
+/// - the command text is sourced (`. file`), so `cd`, `export` and `exit N` act on that shell;
+/// - a command that ends the shell instead of running to its end (`exit`, `set -e` tripping,
+///   `kill $$`) ends the session's shell as on Daytona (`pkg/session/execute.go` writes each
+///   command into the one shell's stdin): that command never gets an exit code and its log
+///   stays open, commands queued behind it never run, a new command is listed but refused
+///   (500, the daemon's failed write to the dead shell), and a synchronous request waiting on
+///   any of them answers only when the session is deleted;
+/// - a synchronous command's stdin is a FIFO whose writer has closed, as the daemon makes it:
+///   it reads end-of-file at once, and input sent while it runs can still be read after that.
 ///
 /// Not carried over: unexported shell variables, functions, aliases, shell options (`set -e`),
-/// and a command that replaces the `EXIT` trap saves no state. `exit` ends only that command, not
-/// the session (on Daytona it ends the session shell). Members of a command's process group
-/// that outlive it (`server &`) keep running until the session is deleted or the sandbox stops.
+/// and a command that replaces the `EXIT` trap saves no state. Members of a command's process
+/// group that outlive it (`server &`) keep running until the session is deleted or the sandbox
+/// stops.
 #[derive(Debug)]
 pub struct SandboxRuntime {
     layout: Arc<SandboxLayout>,
@@ -114,6 +122,8 @@ pub(crate) struct Session {
     turn: Arc<tokio::sync::Mutex<()>>,
     commands: Mutex<Vec<Arc<SessionCommand>>>,
     ended: CancellationToken,
+    /// Set once a command ended the session's shell (see [`SandboxRuntime`]).
+    shell_exited: AtomicBool,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -123,8 +133,11 @@ pub(crate) struct SessionCommand {
     id: String,
     command: String,
     exit: watch::Sender<Option<i32>>,
-    /// Whether the command's stdin stays open for `/input` (async commands).
+    /// Whether the command's stdin stays open for `/input` (async commands); a sync command
+    /// reads from [`SessionCommand::fifo`] instead.
     accepts_input: bool,
+    /// Host path of a sync command's stdin FIFO.
+    fifo: PathBuf,
     /// Whether input sent to it is also written to its log as stdout (the daemon's default;
     /// `suppressInputEcho` turns it off).
     echo_input: bool,
@@ -320,6 +333,7 @@ impl SandboxRuntime {
                 turn: Arc::new(tokio::sync::Mutex::new(())),
                 commands: Mutex::new(Vec::new()),
                 ended: CancellationToken::new(),
+                shell_exited: AtomicBool::new(false),
                 tasks: Mutex::new(Vec::new()),
             }),
         );
@@ -373,17 +387,30 @@ impl SandboxRuntime {
             .map_err(|e| ApiError::daemon_internal("writing the command file", e))?;
         let log = CommandLog::create(session.dir.join(format!("{id}.log")))
             .map_err(|e| ApiError::daemon_internal("creating the command log", e))?;
+        let fifo = session.dir.join(format!("{id}.in"));
+        let shell_alive = !session.shell_exited();
+        if !mode.run_async && shell_alive {
+            nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU)
+                .map_err(|e| ApiError::daemon_internal("making the command's stdin FIFO", e))?;
+        }
         let cmd = Arc::new(SessionCommand {
             id,
             command: command.to_string(),
             exit: watch::Sender::new(None),
             accepts_input: mode.run_async,
+            fifo,
             echo_input: mode.echo_input,
             process: Mutex::new(None),
             input: tokio::sync::Mutex::new(Vec::new()),
             log,
         });
         lock(&session.commands).push(cmd.clone());
+        if !shell_alive {
+            // The daemon lists the command, then fails writing it into the dead shell's stdin.
+            return Err(exec_failed(
+                "failed to write command: write |1: broken pipe",
+            ));
+        }
         let task = tokio::spawn(run_session_command(
             self.layout.clone(),
             session.clone(),
@@ -414,6 +441,27 @@ impl ExecMode {
         run_async: false,
         echo_input: true,
     };
+}
+
+/// How `POST /process/session/{id}/exec` fails when the session service does: the daemon's
+/// handler wraps the error (`failed to execute command: %w`), so its error middleware no
+/// longer recognises the type and answers 500 with the text (`process/session/execute.go`,
+/// `libs/common-go/pkg/errors/middleware.go`), whatever the status the cause had.
+pub(crate) fn exec_failed(cause: &str) -> ApiError {
+    ApiError::daemon(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        codes::INTERNAL_SERVER_ERROR,
+        format!("failed to execute command: {cause}"),
+    )
+}
+
+/// The daemon's 500 when a command's input pipe cannot be opened.
+fn no_input_pipe(cause: &str) -> ApiError {
+    ApiError::daemon(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        codes::INTERNAL_SERVER_ERROR,
+        format!("failed to open input pipe: {cause}"),
+    )
 }
 
 /// The daemon's 404 for an unknown session id.
@@ -491,6 +539,11 @@ impl Session {
         &self.ended
     }
 
+    /// Whether a command ended the session's shell.
+    pub(crate) fn shell_exited(&self) -> bool {
+        self.shell_exited.load(Ordering::Acquire)
+    }
+
     /// Stop accepting commands, kill every process the session started, wait for its command
     /// tasks, and delete its files.
     async fn end(&self) {
@@ -512,6 +565,10 @@ impl Session {
             if tokio::time::timeout(TASK_SETTLE, task).await.is_err() {
                 tracing::warn!(session = %self.id, "a session command task did not finish");
             }
+        }
+        // Commands refused after the shell died have no task; their followers end here.
+        for command in &commands {
+            command.log.finish();
         }
         if let Err(e) = std::fs::remove_dir_all(&self.dir)
             && e.kind() != std::io::ErrorKind::NotFound
@@ -560,9 +617,10 @@ impl SessionCommand {
     }
 
     /// Write `data` to the command's stdin, with a newline added when it lacks one (for
-    /// `read`), and echo it to the log as stdout unless the command suppresses that: 410 once
-    /// it finished, 400 for a sync command.
-    pub(crate) async fn send_input(&self, data: &[u8]) -> Result<(), ApiError> {
+    /// `read`), and echo it to the log as stdout unless the command suppresses that
+    /// (`pkg/session/input.go`): 410 once it finished; 500 where the daemon finds no input
+    /// pipe (a sync command not started yet, a command of a shell that died).
+    pub(crate) async fn send_input(&self, session: &Session, data: &[u8]) -> Result<(), ApiError> {
         if let Some(code) = self.exit_code() {
             return Err(ApiError::daemon(
                 StatusCode::GONE,
@@ -570,21 +628,19 @@ impl SessionCommand {
                 format!("command has already completed with exit code {code}"),
             ));
         }
-        if !self.accepts_input {
-            return Err(ApiError::daemon(
-                StatusCode::BAD_REQUEST,
-                codes::BAD_REQUEST,
-                format!(
-                    "command {} was not started with runAsync, so its stdin is closed",
-                    self.id
-                ),
-            ));
-        }
         let mut line = data.to_vec();
         if !line.ends_with(b"\n") {
             line.push(b'\n');
         }
-        self.write_input(&line).await?;
+        if session.shell_exited() {
+            // The dead shell's exit trap removed the command's pipes; queued ones never made them.
+            return Err(no_input_pipe("no such file or directory"));
+        }
+        if self.accepts_input {
+            self.write_input(&line).await?;
+        } else {
+            self.write_fifo(line.clone()).await?;
+        }
         if self.echo_input {
             let mut echoed = STDOUT_MARKER.to_vec();
             echoed.extend_from_slice(&line);
@@ -599,6 +655,41 @@ impl SessionCommand {
                 .map_err(|e| ApiError::daemon_internal("echoing input to the log", e))?;
         }
         Ok(())
+    }
+
+    /// Writes `data` into a sync command's stdin FIFO while the command has it open. The write
+    /// blocks while the FIFO is full, as the daemon's does, until the command reads or exits.
+    async fn write_fifo(&self, data: Vec<u8>) -> Result<(), ApiError> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        if self.process().is_none() {
+            // The daemon's wrapper makes the FIFO when the command's turn comes.
+            return Err(no_input_pipe("no such file or directory"));
+        }
+        let path = self.fifo.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            // Non-blocking open: with nobody reading (the command closed its stdin or is gone)
+            // it fails at once instead of waiting for a reader that will not come.
+            let mut fifo = std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+                .open(&path)
+                .map_err(|e| no_input_pipe(&e.to_string()))?;
+            nix::fcntl::fcntl(
+                &fifo,
+                nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()),
+            )
+            .map_err(|e| no_input_pipe(&e.to_string()))?;
+            fifo.write_all(&data).map_err(|e| {
+                ApiError::daemon(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    codes::INTERNAL_SERVER_ERROR,
+                    format!("failed to write to input pipe: {e}"),
+                )
+            })
+        })
+        .await;
+        written.map_err(|e| ApiError::daemon_internal("writing input", e))?
     }
 
     /// Hands `data` to the process, or queues it until the command gets its turn.
@@ -618,10 +709,33 @@ impl SessionCommand {
     }
 }
 
+/// Sandbox paths of what one session command's wrapper reads and writes.
+struct WrapperPaths<'a> {
+    /// The session's state dir.
+    state_dir: &'a str,
+    /// The command text.
+    cmd_file: &'a str,
+    /// Made once the command text ran to its end; missing after the shell itself was ended.
+    done_file: &'a str,
+    /// A sync command's stdin FIFO.
+    stdin_fifo: Option<&'a str>,
+}
+
 /// The shell text that runs one session command with the session's saved state.
-fn session_wrapper(state_dir: &str, cmd_file: &str, bash: bool) -> String {
+fn session_wrapper(paths: &WrapperPaths<'_>, bash: bool) -> String {
+    let state_dir = paths.state_dir;
     let env_file = shell_single_quote(&format!("{state_dir}/env"));
-    let cmd_file = shell_single_quote(cmd_file);
+    let cmd_file = shell_single_quote(paths.cmd_file);
+    let done_file = shell_single_quote(paths.done_file);
+    // As the daemon's wrapper: a writer opens the FIFO and closes it at once, so the command
+    // reads end-of-file, and input written later is there for a later read.
+    let run = match paths.stdin_fifo {
+        Some(fifo) => {
+            let fifo = shell_single_quote(fifo);
+            format!(": > {fifo} &\n. {cmd_file} < {fifo}")
+        }
+        None => format!(". {cmd_file}"),
+    };
     let clear_exports = if bash {
         // So a variable the previous command unset stays unset.
         "for __dtn_v in $(compgen -e); do unset \"$__dtn_v\" 2>/dev/null; done; unset __dtn_v\n"
@@ -636,7 +750,8 @@ fn session_wrapper(state_dir: &str, cmd_file: &str, bash: bool) -> String {
          fi\n\
          __dtn_save() {{ __dtn_ec=$?; export __DTN_CWD=\"$PWD\"; export -p > {env_file}; exit \"$__dtn_ec\"; }}\n\
          trap __dtn_save EXIT\n\
-         . {cmd_file}\n"
+         {run}\n\
+         __dtn_ec=$?; : > {done_file}; exit \"$__dtn_ec\"\n"
     )
 }
 
@@ -648,7 +763,7 @@ async fn run_session_command(
     cmd_file: PathBuf,
     env: BTreeMap<String, String>,
 ) {
-    let _turn = tokio::select! {
+    let turn = tokio::select! {
         turn = session.turn.clone().lock_owned() => turn,
         _ = session.ended.cancelled() => {
             cmd.log.finish();
@@ -659,8 +774,22 @@ async fn run_session_command(
         cmd.log.finish();
         return;
     }
+    if session.shell_exited() {
+        // Written into the shell's stdin before it died, never read: no exit code, ever.
+        drop(turn);
+        session.ended.cancelled().await;
+        cmd.log.finish();
+        return;
+    }
     let code = match start_and_pump(&layout, &session, &cmd, &cmd_file, env).await {
-        Ok(code) => code,
+        Ok(Ran::Completed(code)) => code,
+        Ok(Ran::EndedShell) => {
+            session.shell_exited.store(true, Ordering::Release);
+            drop(turn);
+            session.ended.cancelled().await;
+            cmd.log.finish();
+            return;
+        }
         Err(message) => {
             // As the daemon reports a command it could not start: on stderr, exit code -1.
             let mut line = Vec::new();
@@ -679,21 +808,44 @@ async fn run_session_command(
     cmd.log.finish();
 }
 
+/// How a session command's wrapper ended.
+enum Ran {
+    /// The command text ran to its end (or its start failed, -1): its exit code.
+    Completed(i32),
+    /// The command ended the shell itself (`exit`, `set -e`, `kill $$`).
+    EndedShell,
+}
+
 async fn start_and_pump(
     layout: &SandboxLayout,
     session: &Session,
     cmd: &SessionCommand,
     cmd_file: &std::path::Path,
     env: BTreeMap<String, String>,
-) -> Result<i32, String> {
-    let state_dir = layout
-        .state_path_for_command(&session.dir)
-        .ok_or("the session dir is outside the daemon state dir")?;
-    let cmd_path = layout
-        .state_path_for_command(cmd_file)
-        .ok_or("the command file is outside the daemon state dir")?;
+) -> Result<Ran, String> {
+    let in_state = |host: &std::path::Path| {
+        layout
+            .state_path_for_command(host)
+            .ok_or("a session file is outside the daemon state dir")
+    };
+    let done_host = session.dir.join(format!("{}.done", cmd.id));
+    let state_dir = in_state(&session.dir)?;
+    let cmd_path = in_state(cmd_file)?;
+    let done_path = in_state(&done_host)?;
+    let fifo_path = match cmd.accepts_input {
+        true => None,
+        false => Some(in_state(&cmd.fifo)?),
+    };
     let bash = layout.shell().ends_with("bash");
-    let wrapper = session_wrapper(&state_dir, &cmd_path, bash);
+    let wrapper = session_wrapper(
+        &WrapperPaths {
+            state_dir: &state_dir,
+            cmd_file: &cmd_path,
+            done_file: &done_path,
+            stdin_fifo: fifo_path.as_deref(),
+        },
+        bash,
+    );
     let prepared = layout
         .command_spec(&wrapper, None, &env)
         .map_err(|e| e.message)?;
@@ -727,7 +879,18 @@ async fn start_and_pump(
     }
     let code = pump(&process, &cmd.log).await;
     drop(prepared);
-    Ok(code)
+    let completed = done_host.exists();
+    for file in [&done_host, &cmd.fifo] {
+        if let Err(e) = std::fs::remove_file(file)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::debug!(error = %e, "removing a session command file failed");
+        }
+    }
+    Ok(match completed {
+        true => Ran::Completed(code),
+        false => Ran::EndedShell,
+    })
 }
 
 /// Copy the process's output into the log, labelled, until it exits; returns the exit code.
@@ -808,7 +971,7 @@ mod tests {
             .unwrap();
         assert_eq!(a.wait(s.ended()).await, Some(0));
         let b = rt
-            .exec(&s, "pwd; echo \"$GREETING\"; exit 3", ExecMode::SYNC, env)
+            .exec(&s, "pwd; echo \"$GREETING\"; (exit 3)", ExecMode::SYNC, env)
             .unwrap();
         assert_eq!(b.wait(s.ended()).await, Some(3));
         let log = b.log().read_all().await.unwrap();

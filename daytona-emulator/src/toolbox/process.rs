@@ -21,7 +21,7 @@ use serde::Deserialize;
 use crate::error::ApiError;
 use crate::faults::WsDrop;
 use crate::runtime::command_log::{MarkerStripper, demux, strip_markers};
-use crate::runtime::{ExecMode, SessionCommand};
+use crate::runtime::{ExecMode, SessionCommand, exec_failed};
 use crate::state::AppState;
 use crate::toolbox::files::bad_request;
 use crate::toolbox::sdk_version::OutputFormat;
@@ -216,7 +216,10 @@ pub(crate) async fn session_exec(
     if req.command.trim().is_empty() {
         return Err(bad_request("command cannot be empty"));
     }
-    let session = target.runtime.session(&p.session_id)?;
+    let session = target
+        .runtime
+        .session(&p.session_id)
+        .map_err(|e| exec_failed(&e.message))?;
     let run_async = req.is_async();
     let mode = ExecMode {
         run_async,
@@ -239,7 +242,7 @@ pub(crate) async fn session_exec(
             .into_response());
     }
     let Some(exit_code) = cmd.wait(session.ended()).await else {
-        return Err(bad_request("session cancelled"));
+        return Err(exec_failed("session cancelled"));
     };
     let log = cmd
         .log()
@@ -289,7 +292,7 @@ pub(crate) async fn send_input(
     }
     let session = target.runtime.session(&p.session_id)?;
     let cmd = session.command(&p.command_id)?;
-    cmd.send_input(req.data.as_bytes()).await?;
+    cmd.send_input(&session, req.data.as_bytes()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
