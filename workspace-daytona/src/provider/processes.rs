@@ -163,7 +163,7 @@ fn info_of(id: &ProcessId, stored: &str, exit_code: Option<i32>) -> ProcessInfo 
     let started_at = parse(id)
         .and_then(|(session, _)| session_started_at(PROCESS_SESSION_PREFIX, session))
         .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
-    let command = script::user_line(stored).unwrap_or(stored);
+    let command = script::user_line(stored).unwrap_or_else(|| stored.to_string());
     let state = match exit_code {
         Some(code) => ProcessState::Exited(code),
         None => ProcessState::Running,

@@ -4,9 +4,9 @@
 //! Layout, always three parts on their own lines (the setup `eval` only when there is setup):
 //!
 //! ```text
-//! __ws_end() { …print the exit trailer on both streams… }; eval "$(printf '%s' '<base64 setup>' | base64 -d)" && cd -- '<cwd>' && (
-//! <the caller's command line>
-//! ) < /dev/null; __ws_end <token> $?
+//! __ws_end() { …print the exit trailer on both streams… }; eval "$(printf '%s' '<base64 setup>' | base64 -d)" && cd -- '<cwd>' && { ${BASH:-sh} -c '
+//! <the caller's command line, each ' written '\''>
+//! ' ws-cmd < /dev/null 2>&3 3>&-; } 3>&2 2>/dev/null; __ws_end <token> $?
 //! ```
 //!
 //! Why each part:
@@ -14,8 +14,8 @@
 //!   exit trailer on stdout and stderr once the command exits (see [`super::output`]): the
 //!   daemon adds a newline to a last line that had none, which the trailer makes exact again,
 //!   and it records the exit code only once every process holding the output has let go,
-//!   which the trailer's code makes unnecessary to wait for. Everything here is shell
-//!   builtins, so a command costs the sandbox one fork (the subshell) beyond its own.
+//!   which the trailer's code makes unnecessary to wait for. Everything else here is shell
+//!   builtins, so a command costs the sandbox one shell start beyond its own.
 //! - **Base64 output, on request** ([`OutputEncoding::Base64`]): the daemon's line labellers
 //!   drop NUL bytes. For callers who need those, stdout and stderr go through FIFOs into
 //!   encoders that print base64 lines (`dd` with one read per block, so output still streams),
@@ -26,9 +26,13 @@
 //!   env values never appear there in clear text. Base64 is an encoding, not encryption:
 //!   whoever can read the stored command with the API key can decode it, as they could read
 //!   the sandbox's environment anyway.
-//! - **The caller's line runs in a subshell** on lines of its own: `exit N` ends the command,
-//!   not the session shell (which must survive to print the trailer and record the exit code),
-//!   and a trailing comment or heredoc cannot swallow the closing parenthesis.
+//! - **The caller's line runs in a shell of its own** (`bash -c` where the session shell is
+//!   bash, else `sh -c`), on lines of its own inside the quoted argument: `exit N` and
+//!   `kill $$` end the command, not the session shell, which must survive to print the
+//!   trailer. The daemon sources every command into that one shell, so a subshell would not
+//!   do: its `$$` is the session shell, and killing that leaves the command without an exit
+//!   code for good (the daemon keeps its log open). A trailing comment or heredoc cannot
+//!   swallow the closing quote, and the line reads back exactly ([`user_line`]).
 //! - **Stdin is `/dev/null`** unless the caller sends input. Input then goes through a relay: a
 //!   background loop reads base64 lines from the session command's stdin, decodes each into a
 //!   FIFO the command reads, and stops at a line holding only `.` — how stdin gets closed, as
@@ -51,8 +55,10 @@ pub(crate) const STDIN_CHUNK: usize = 48 * 1024;
 pub(crate) const DRAIN_SECS: u32 = 2;
 /// The variable the relay sets.
 const RELAY_VAR: &str = "__ws_relay";
-/// What the footer starts with.
-const FOOTER_START: &str = ") < ";
+/// The end of the header: the caller's line is the argument of a shell of its own.
+const HEADER_END: &str = " && { ${BASH:-sh} -c '";
+/// What the footer starts with (`$0` of the command's shell, then its stdin).
+const FOOTER_START: &str = "' ws-cmd < ";
 /// The function that prints the exit trailer; what the header starts with.
 const END_FN: &str = "__ws_end";
 
@@ -140,13 +146,19 @@ pub(crate) fn build(w: &Wrap<'_>) -> String {
     }
     let stdin_from = if relay { "\"$__ws_d/i\"" } else { "/dev/null" };
     text.push_str(&format!(
-        "cd -- {} && (\n{}\n{FOOTER_START}{stdin_from}",
+        "cd -- {}{HEADER_END}\n{}\n{FOOTER_START}{stdin_from}",
         shell_quote(w.cwd),
-        w.line
+        w.line.replace('\'', QUOTE_IN_QUOTES)
     ));
+    // The command writes to the real stderr (fd 3 here, or the encoder's FIFO) while the
+    // session shell's own stderr is /dev/null around it: bash reports a foreground child
+    // killed by a signal (`Killed`) on its stderr, which would land in the command's.
     if base64 {
         text.push_str(" > \"$__ws_d/o\" 2> \"$__ws_d/e\"");
+    } else {
+        text.push_str(" 2>&3");
     }
+    text.push_str(" 3>&-; } 3>&2 2>/dev/null");
     if base64 || relay {
         text.push_str("; __ws_finish $?");
     }
@@ -225,12 +237,15 @@ pub(crate) fn encode_stdin(data: &[u8]) -> Vec<String> {
         .collect()
 }
 
-/// The header and footer of a text [`build`] made, and the caller's line between them.
+/// A `'` inside single quotes: close them, an escaped quote, open them again.
+const QUOTE_IN_QUOTES: &str = "'\\''";
+
+/// The header and footer of a text [`build`] made, and the caller's line (quoted) between them.
 fn parts(script: &str) -> Option<(&str, &str, &str)> {
     let (header, rest) = script.split_once('\n')?;
     let (line, footer) = rest.rsplit_once('\n')?;
     let ours = header.starts_with(END_FN)
-        && header.ends_with(" && (")
+        && header.ends_with(HEADER_END)
         && footer.starts_with(FOOTER_START)
         && footer.contains(&format!("; {END_FN} "))
         && footer.ends_with(" $?");
@@ -238,8 +253,8 @@ fn parts(script: &str) -> Option<(&str, &str, &str)> {
 }
 
 /// The caller's command line inside a text [`build`] made, or `None` for other text.
-pub(crate) fn user_line(script: &str) -> Option<&str> {
-    parts(script).map(|(_, line, _)| line)
+pub(crate) fn user_line(script: &str) -> Option<String> {
+    parts(script).map(|(_, line, _)| line.replace(QUOTE_IN_QUOTES, "'"))
 }
 
 /// Whether a text [`build`] made relays stdin.
@@ -288,8 +303,13 @@ mod tests {
     /// Run a built script under `sh`, labelling and decoding its output as daemon and provider
     /// do.
     fn sh(w: &Wrap<'_>, input: &[u8]) -> Ran {
+        run_in("sh", w, input)
+    }
+
+    /// [`sh`] with another shell.
+    fn run_in(shell: &str, w: &Wrap<'_>, input: &[u8]) -> Ran {
         let script = build(w);
-        let mut child = Command::new("sh")
+        let mut child = Command::new(shell)
             .arg("-c")
             .arg(&script)
             .stdin(Stdio::piped())
@@ -366,6 +386,13 @@ mod tests {
                 1,
             ),
             ("true", b"", b"", 0),
+            // Quotes in the line survive its quoting; a trailing comment swallows nothing.
+            (
+                "echo 'it'\\''s'; echo \"'\" # the end",
+                b"it's\n'\n",
+                b"",
+                0,
+            ),
         ] {
             let r = sh(&wrap(line, &env, &t), b"");
             assert_eq!(
@@ -375,10 +402,22 @@ mod tests {
             );
             assert_eq!((r.out_code, r.err_code), (Some(code), Some(code)), "{line}");
         }
+        // `$$` is the command's own shell: killing it is the command's status, and the session
+        // shell lives on to print the trailer. Under bash (the daemon's shell where the image
+        // has it) nothing else is said; dash reports the kill once its stderr is back.
+        for (shell, err) in [("bash", &b""[..]), ("dash", b"Killed\n")] {
+            let r = run_in(shell, &wrap("echo done; kill -9 $$", &env, &t), b"");
+            assert_eq!(
+                (r.code, r.out.as_slice(), r.err.as_slice()),
+                (137, &b"done\n"[..], err),
+                "{shell}"
+            );
+            assert_eq!((r.out_code, r.err_code), (Some(137), Some(137)), "{shell}");
+        }
         // The header alone: no setup, no scratch dir.
         let text = build(&wrap("echo hi", &env, &t));
         assert!(!text.contains("eval"), "{text}");
-        assert_eq!(user_line(&text), Some("echo hi"));
+        assert_eq!(user_line(&text).as_deref(), Some("echo hi"));
         assert_eq!(encoding_of(&text), Some(OutputEncoding::Plain));
         assert!(!relays_stdin(&text));
     }
@@ -418,7 +457,7 @@ mod tests {
         w.cwd = cwd;
         let script = build(&w);
         assert!(!script.contains("s3cr3t"), "{script}");
-        assert_eq!(user_line(&script), Some(line));
+        assert_eq!(user_line(&script).as_deref(), Some(line));
         assert!(!relays_stdin(&script));
         let r = sh(&w, b"");
         assert_eq!(r.code, 0);
@@ -472,7 +511,7 @@ mod tests {
             w.encoding = encoding;
             let script = build(&w);
             assert!(relays_stdin(&script));
-            assert_eq!(user_line(&script), Some(line));
+            assert_eq!(user_line(&script).as_deref(), Some(line));
             let mut input = encode_stdin(&data).concat();
             input.push_str(STDIN_EOF_LINE);
             input.push_str("ignored after the end\n");
