@@ -416,7 +416,7 @@ impl Context {
             open
         };
         if !stored {
-            process_tree::kill_with_escapees(&worker.process).await;
+            worker.stop().await;
             return Err(InterpreterError::Closed);
         }
         Ok(worker)
@@ -473,7 +473,7 @@ impl Context {
                     limit = Instant::now().checked_add(INTERRUPT_GRACE);
                 }
                 Step::Limit => {
-                    process_tree::kill_with_escapees(&worker.process).await;
+                    worker.stop().await;
                     return Ending::Killed;
                 }
                 Step::Room(Some(permit)) => {
@@ -518,7 +518,7 @@ impl Context {
         self.closed.cancel();
         let worker = lock(&self.worker).take();
         if let Some(worker) = worker {
-            process_tree::kill_with_escapees(&worker.process).await;
+            worker.stop().await;
         }
     }
 
@@ -670,15 +670,26 @@ impl Worker {
             },
             Err(_) => format!("it did not start within {} s", READY_TIMEOUT.as_secs()),
         };
-        process_tree::kill_with_escapees(&process).await;
+        process_tree::kill_with_escapees(&process, None).await;
         Err(InterpreterError::Start(why))
     }
 
-    /// SIGINT to Python alone, if it still belongs to the worker's process group.
+    /// SIGINT to Python alone.
     fn interrupt(&self) {
-        if process_tree::group_of(self.pid) == Some(self.process.group().id()) {
-            process_tree::signal_all(&[self.pid], Signal::SIGINT);
+        if let Some(python) = self.python() {
+            process_tree::signal_all(&[python], Signal::SIGINT);
         }
+    }
+
+    /// Kills the worker with everything it started, Python first.
+    async fn stop(&self) {
+        process_tree::kill_with_escapees(&self.process, self.python()).await;
+    }
+
+    /// Python's pid while it still belongs to the worker's process group (a pid of a process
+    /// that has gone may have been handed to another).
+    fn python(&self) -> Option<u32> {
+        (process_tree::group_of(self.pid) == Some(self.process.group().id())).then_some(self.pid)
     }
 }
 
@@ -762,5 +773,139 @@ impl Replies {
     fn stderr_tail(&self) -> Option<String> {
         let text = String::from_utf8_lossy(&self.stderr).trim().to_string();
         (!text.is_empty()).then_some(text)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::layout::Isolation;
+    use crate::runtime::SandboxRuntime;
+
+    fn layout() -> (tempfile::TempDir, Arc<SandboxLayout>) {
+        let dir = tempfile::tempdir().unwrap();
+        let layout =
+            SandboxLayout::create_with(&dir.path().join("sb"), "/home/daytona", Isolation::Host)
+                .unwrap();
+        (dir, Arc::new(layout))
+    }
+
+    fn alive(pid: u32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            !stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+    }
+
+    async fn gone(pid: u32) -> bool {
+        for _ in 0..200 {
+            if !alive(pid) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
+
+    fn python_of(context: &Context) -> u32 {
+        lock(&context.worker).as_ref().unwrap().pid
+    }
+
+    #[tokio::test]
+    async fn a_worker_that_cannot_start_says_why() {
+        let (_d, layout) = layout();
+        let interpreters = Interpreters::new(layout.clone());
+        let missing = format!("{}/missing", layout.home_dir());
+        let err = interpreters
+            .create(Some(&missing), BTreeMap::new())
+            .await
+            .unwrap_err();
+        let message = err.to_string();
+        assert!(
+            matches!(err, InterpreterError::Start(_)) && message.contains("No such file"),
+            "{message}"
+        );
+        assert!(interpreters.list().is_empty());
+        // Outside the sandbox: the layout's own refusal.
+        let err = interpreters
+            .create(Some("/etc"), BTreeMap::new())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, InterpreterError::Refused(_)), "{err}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dropping_the_runtime_kills_its_workers() {
+        let (_d, layout) = layout();
+        let runtime = SandboxRuntime::new(layout);
+        let context = runtime
+            .interpreters()
+            .create(None, BTreeMap::new())
+            .await
+            .unwrap();
+        let pid = python_of(&context);
+        assert!(alive(pid));
+        assert!(context.info().active);
+        drop(runtime);
+        assert!(gone(pid).await, "the worker outlived its runtime");
+        assert!(!context.info().active);
+    }
+
+    #[tokio::test]
+    async fn output_chunks_and_endings_reach_the_caller_in_order() {
+        let (_d, layout) = layout();
+        let interpreters = Interpreters::new(layout);
+        let context = interpreters.default_context(BTreeMap::new()).await.unwrap();
+        assert_eq!(context.id(), DEFAULT_CONTEXT);
+        let (out, mut chunks) = mpsc::channel(1);
+        let ending = context.enqueue(
+            Execution {
+                code: "for i in range(3):\n    print(i)".into(),
+                envs: BTreeMap::new(),
+                timeout: None,
+            },
+            out,
+        );
+        let mut seen = Vec::new();
+        while let Some(chunk) = chunks.recv().await {
+            seen.push((chunk.kind, chunk.text));
+        }
+        assert_eq!(ending.await.unwrap(), Ending::Completed);
+        let expected: Vec<(String, String)> = [
+            ("stdout", "0\n"),
+            ("stdout", "1\n"),
+            ("stdout", "2\n"),
+            ("control", "completed"),
+        ]
+        .into_iter()
+        .map(|(k, t)| (k.to_string(), t.to_string()))
+        .collect();
+        assert_eq!(seen, expected);
+        // A client that is gone does not stop the execution.
+        let (out, chunks) = mpsc::channel(1);
+        drop(chunks);
+        let ending = context.enqueue(
+            Execution {
+                code: "print('nobody reads this')\nleft = True".into(),
+                envs: BTreeMap::new(),
+                timeout: None,
+            },
+            out,
+        );
+        assert_eq!(ending.await.unwrap(), Ending::Completed);
+        interpreters.shutdown().await;
+        assert!(interpreters.list().is_empty());
+        let (out, _chunks) = mpsc::channel(1);
+        let ending = context.enqueue(
+            Execution {
+                code: "pass".into(),
+                envs: BTreeMap::new(),
+                timeout: None,
+            },
+            out,
+        );
+        assert_eq!(ending.await.unwrap(), Ending::ContextClosed);
     }
 }

@@ -24,7 +24,6 @@ import os
 import re
 import signal
 import sys
-import tempfile
 import traceback
 
 # Characters a stream buffers before sending them without waiting for a newline.
@@ -241,19 +240,26 @@ class Worker:
 def main():
     requests = os.fdopen(os.dup(0), "rb")
     replies = os.fdopen(os.dup(1), "wb")
-    null = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(null, fd)
-    os.close(null)
-    idle_out = open(os.devnull, "w")
-    sys.stdin = open(os.devnull, "r")
-    sys.stdout = sys.stderr = idle_out
-    # The daemon's worker lives in the temp dir, which Python puts first on the import path.
-    if sys.path:
-        sys.path[0] = tempfile.gettempdir()
-    channel = Channel(replies)
-    signal.signal(signal.SIGINT, channel.on_sigint)
-    channel.send({"type": "ready", "pid": os.getpid()})
+    complaints = os.fdopen(os.dup(2), "w")
+    try:
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        os.close(null)
+        idle_out = open(os.devnull, "w")
+        sys.stdin = open(os.devnull, "r")
+        sys.stdout = sys.stderr = idle_out
+        # The daemon's worker lives in its temp dir, which Python puts first on the import path.
+        if sys.path:
+            sys.path[0] = os.environ.get("TMPDIR") or "/tmp"
+        channel = Channel(replies)
+        signal.signal(signal.SIGINT, channel.on_sigint)
+        channel.send({"type": "ready", "pid": os.getpid()})
+    except BaseException:  # noqa: B036 - told to the emulator, which reports why it failed
+        traceback.print_exc(file=complaints)
+        complaints.flush()
+        raise SystemExit(1)
+    complaints.close()
     Worker(channel, idle_out).serve(requests)
 
 

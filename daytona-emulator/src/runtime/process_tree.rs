@@ -4,6 +4,7 @@
 //! tree for descendants that escaped it (`apps/daemon/pkg/session/delete.go`, v0.190.0).
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -59,10 +60,20 @@ fn stat_field(pid: u32, index: usize) -> Option<u32> {
     rest.split_whitespace().nth(index)?.parse().ok()
 }
 
+/// How long [`kill_with_escapees`] gives its `first` process to end before the rest.
+const FIRST_GRACE: Duration = Duration::from_millis(500);
+
 /// Kills `process`'s group and, as [`descendants`] finds them before the group goes, every
-/// process below it that left the group.
-pub(crate) async fn kill_with_escapees(process: &BackgroundProcess) {
+/// process below it that left the group. `first`, a member whose parent in the group reaps it,
+/// gets SIGTERM and a moment to end before the others: killed together with its parent, it
+/// would be left to init, which may take its time reaping, and the group would look alive
+/// until then.
+pub(crate) async fn kill_with_escapees(process: &BackgroundProcess, first: Option<u32>) {
     let escaped = process.pid().map(descendants).unwrap_or_default();
+    if let Some(first) = first {
+        signal_all(&[first], Signal::SIGTERM);
+        let _ = process.wait(Some(FIRST_GRACE)).await;
+    }
     signal_all(&escaped, Signal::SIGTERM);
     process.kill().await;
     signal_all(&escaped, Signal::SIGKILL);

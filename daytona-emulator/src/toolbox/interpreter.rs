@@ -424,6 +424,23 @@ mod tests {
         read_request(payload.as_bytes()).err().unwrap()
     }
 
+    #[tokio::test]
+    async fn a_machine_without_python_gets_the_daemons_bare_500() {
+        let error = InterpreterError::NoPython;
+        assert!(
+            error
+                .to_string()
+                .starts_with("python3 is not available on this machine"),
+            "{error}"
+        );
+        let response = start_failed(&error);
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
+        assert!(body.is_empty());
+    }
+
     #[test]
     fn first_messages_are_checked_as_the_daemon_checks_them() {
         assert_eq!(refused("{"), (1002, "invalid JSON payload".into()));
