@@ -287,6 +287,19 @@ async fn contexts_are_created_listed_and_deleted_as_the_daemon_answers() {
         (status, body.as_str()),
         (StatusCode::INTERNAL_SERVER_ERROR, "")
     );
+    // Outside the sandbox: refused as every path is, with a body that says so.
+    let (status, body) = call_raw(
+        &fx,
+        reqwest::Method::POST,
+        "/process/interpreter/context",
+        r#"{"cwd": "/etc"}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["code"],
+        "FILE_ACCESS_DENIED"
+    );
 
     // The default context exists once used, and is never listed.
     run_ok(&fx, None, "pass").await;
@@ -602,6 +615,29 @@ async fn bad_requests_close_with_the_daemons_codes_and_reasons() {
         assert!(seen.chunks.is_empty(), "{payload}: {seen:?}");
         assert_eq!(seen.close, Some((code, reason.to_string())), "{payload}");
     }
+    // A browser's SDK-version subprotocol is echoed (internal/util/websocket.go).
+    let url = fx
+        .url("/process/interpreter/execute")
+        .replacen("http", "ws", 1);
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "Authorization",
+        HeaderValue::from_str(&format!("Bearer {API_KEY}")).unwrap(),
+    );
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        HeaderValue::from_static("X-Daytona-SDK-Version~0.218.0"),
+    );
+    let (mut socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+    assert_eq!(
+        response.headers()["sec-websocket-protocol"],
+        "X-Daytona-SDK-Version~0.218.0"
+    );
+    socket
+        .send(Message::Text(r#"{"code": "print(1)"}"#.into()))
+        .await
+        .unwrap();
+    assert_eq!(read_to_close(&mut socket).await.stdout(), "1\n");
     // A request without a WebSocket handshake: gorilla's 400.
     let resp = fx.get("/process/interpreter/execute").send().await.unwrap();
     assert_eq!(resp.status(), 400);
@@ -667,4 +703,32 @@ async fn emulator_shutdown_kills_workers_mid_execution() {
         wait_process_gone("sleep 47115").await,
         "with what it started"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_context_ends_its_running_and_queued_executions() {
+    let fx = Fixture::start().await;
+    let made = create_context(&fx, json!({})).await;
+    let id = made["id"].as_str().unwrap().to_string();
+    let mut running = start(
+        &fx,
+        &json!({"contextId": id, "code": "import time\nprint('running', flush=True)\ntime.sleep(60)"}),
+    )
+    .await;
+    let started = running.next().await.unwrap().unwrap();
+    assert!(started.to_text().unwrap().contains("running"));
+    let mut queued = start(&fx, &json!({"contextId": id, "code": "print('never')"})).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let resp = fx
+        .delete(&format!("/process/interpreter/context/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    for socket in [&mut running, &mut queued] {
+        let seen = read_to_close(socket).await;
+        assert!(seen.stdout().is_empty(), "{seen:?}");
+        assert_eq!(seen.close, Some((1001, "context shutdown".to_string())));
+    }
+    fx.shutdown().await;
 }
