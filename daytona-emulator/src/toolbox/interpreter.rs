@@ -28,7 +28,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::error::{ApiError, verbatim};
+use crate::error::{ApiError, go_http_error, verbatim};
 use crate::faults::WsDrop;
 use crate::runtime::interpreter::{
     ContextInfo, DEFAULT_CONTEXT, Ending, Execution, InterpreterError, PYTHON,
@@ -36,7 +36,7 @@ use crate::runtime::interpreter::{
 use crate::state::{AppState, ToolboxTarget};
 use crate::toolbox::file_info::rfc3339_nano;
 use crate::toolbox::sdk_version::OutputFormat;
-use crate::toolbox::{SandboxPath, close_socket, sandbox_env};
+use crate::toolbox::{SandboxPath, SentFrames, close_socket, sandbox_env};
 
 /// An execution's limit when the request names none (the daemon's default).
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
@@ -195,21 +195,12 @@ pub(crate) async fn delete_context(
 
 /// What gorilla's upgrader answers a request that is no WebSocket handshake.
 fn bad_handshake() -> Response {
-    let mut response = (StatusCode::BAD_REQUEST, "Bad Request\n").into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
+    let mut headers = HeaderMap::new();
     headers.insert(
         header::SEC_WEBSOCKET_VERSION,
         HeaderValue::from_static("13"),
     );
-    verbatim(response)
+    go_http_error(StatusCode::BAD_REQUEST, headers, "Bad Request\n")
 }
 
 /// `GET /process/interpreter/execute` (WebSocket).
@@ -233,20 +224,6 @@ pub(crate) async fn execute(
     Ok(upgrade.on_upgrade(move |socket| serve(socket, state, target, drop_rule)))
 }
 
-/// Counts what went to the client, for a fault rule that cuts the socket.
-struct Sent {
-    frames: usize,
-    bytes: usize,
-    drop_rule: Option<WsDrop>,
-}
-
-impl Sent {
-    fn must_drop(&self) -> bool {
-        self.drop_rule
-            .is_some_and(|rule| rule.reached(self.frames, self.bytes))
-    }
-}
-
 /// One execution over one socket: the request, then its output, then the close.
 async fn serve(
     mut socket: WebSocket,
@@ -254,11 +231,7 @@ async fn serve(
     target: ToolboxTarget,
     drop_rule: Option<WsDrop>,
 ) {
-    let mut sent = Sent {
-        frames: 0,
-        bytes: 0,
-        drop_rule,
-    };
+    let mut sent = SentFrames::new(drop_rule);
     if sent.must_drop() {
         // Fault injection: cut the connection without a close frame.
         return;
@@ -331,9 +304,7 @@ async fn serve(
                     if !matches!(delivered, Ok(Ok(()))) {
                         return;
                     }
-                    sent.frames += 1;
-                    sent.bytes += len;
-                    if sent.must_drop() {
+                    if sent.record(len) {
                         return;
                     }
                 }

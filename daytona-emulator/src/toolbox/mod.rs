@@ -240,6 +240,37 @@ async fn version(
     }))
 }
 
+/// What a toolbox WebSocket has sent, against the fault rule (if any) that cuts it.
+pub(crate) struct SentFrames {
+    frames: usize,
+    bytes: usize,
+    rule: Option<crate::faults::WsDrop>,
+}
+
+impl SentFrames {
+    /// Nothing sent yet, on a socket `rule` may cut.
+    pub(crate) fn new(rule: Option<crate::faults::WsDrop>) -> Self {
+        SentFrames {
+            frames: 0,
+            bytes: 0,
+            rule,
+        }
+    }
+
+    /// Counts a frame of `len` payload bytes; whether the socket must be cut now.
+    pub(crate) fn record(&mut self, len: usize) -> bool {
+        self.frames += 1;
+        self.bytes += len;
+        self.must_drop()
+    }
+
+    /// Whether the socket must be cut now (without a close frame).
+    pub(crate) fn must_drop(&self) -> bool {
+        self.rule
+            .is_some_and(|rule| rule.reached(self.frames, self.bytes))
+    }
+}
+
 /// How long to wait for the client's close reply after our close frame.
 const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_secs(1);
 
