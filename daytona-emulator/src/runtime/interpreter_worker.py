@@ -24,6 +24,7 @@ import os
 import re
 import signal
 import sys
+import threading
 import traceback
 
 # Characters a stream buffers before sending them without waiting for a newline.
@@ -53,6 +54,12 @@ class Channel:
 
     def send(self, message):
         line = (json.dumps(message) + "\n").encode("ascii")
+        if threading.current_thread() is not threading.main_thread():
+            # Signals only reach the main thread, so a thread's write cannot be cut by one;
+            # and an interrupt it took over would never reach the user's code.
+            self.replies.write(line)
+            self.replies.flush()
+            return
         # A reply is never cut by an interrupt: one that arrives while it is written is
         # delivered once the line is out.
         resume = self.in_user_code
