@@ -19,7 +19,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use toolbox_support::{API_KEY, Fixture, wait_process_gone};
+use toolbox_support::{API_KEY, Fixture, wait_process_appears, wait_process_gone};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -204,15 +204,7 @@ async fn leave_a_child(fx: &Fixture, context: Option<&str>, seconds: u32) {
         &format!("import subprocess\n_child = subprocess.Popen(['sleep', '{seconds}'])"),
     )
     .await;
-    // Popen returns before the child has exec'd `sleep`.
-    let needle = format!("sleep {seconds}");
-    for _ in 0..200 {
-        if toolbox_support::process_with_arg_exists(&needle) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{needle} did not start");
+    assert!(wait_process_appears(&format!("sleep {seconds}")).await);
 }
 
 async fn sandbox_action(fx: &Fixture, action: &str) {
