@@ -8,7 +8,7 @@
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chrono::{SecondsFormat, Utc};
@@ -162,6 +162,24 @@ struct Rendered;
 pub(crate) fn verbatim(mut response: Response) -> Response {
     response.extensions_mut().insert(Rendered);
     response
+}
+
+/// What Go's `http.Error` answers: `text` (which ends in a newline, as `Fprintln` writes it) as
+/// unsniffed plain text, with the `headers` the handler had set, sent as it is.
+pub(crate) fn go_http_error(
+    status: StatusCode,
+    mut headers: HeaderMap,
+    text: &'static str,
+) -> Response {
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    verbatim((status, headers, text).into_response())
 }
 
 impl IntoResponse for ApiError {

@@ -331,14 +331,9 @@ async fn unknown_routes_and_methods_get_shaped_errors() {
     assert_eq!(body["path"], "/no/such/route");
     assert_eq!(body["method"], "GET");
     assert_eq!(body["code"], "NOT_FOUND");
-    // Routes of the toolbox specs the emulator does not serve: v0.190.0's interpreter and
-    // runner-only `/init`, and the routes daemons after v0.190.0 added (a v0.190.0 daemon
-    // 404s those too).
+    // Routes of the toolbox specs the emulator does not serve: v0.190.0's runner-only
+    // `/init`, and the routes daemons after v0.190.0 added (a v0.190.0 daemon 404s those too).
     for (method, path) in [
-        (Method::GET, "/process/interpreter/context"),
-        (Method::POST, "/process/interpreter/context"),
-        (Method::DELETE, "/process/interpreter/context/c1"),
-        (Method::GET, "/process/interpreter/execute"),
         (Method::POST, "/init"),
         (Method::POST, "/env"),
         (Method::GET, "/system/metrics"),

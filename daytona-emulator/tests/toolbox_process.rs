@@ -7,7 +7,7 @@ mod toolbox_support;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use toolbox_support::{Fixture, process_with_arg_exists, wait_process_gone};
+use toolbox_support::{Fixture, wait_process_appears, wait_process_gone};
 
 #[tokio::test]
 async fn execute_reports_exit_codes_and_interleaved_output() {
@@ -203,7 +203,7 @@ async fn background_processes_left_by_execute_die_with_the_sandbox() {
         .exec("nohup sleep 31003 > /dev/null 2>&1 & echo started")
         .await;
     assert_eq!(resp["result"], "started\n");
-    assert!(process_with_arg_exists("sleep 31003"));
+    assert!(wait_process_appears("sleep 31003").await);
     assert!(fx.snapshot().live_processes >= 1);
     fx.emu
         .delete_sandbox(&fx.sandbox_id)

@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use toolbox_support::{API_KEY, Fixture, wait_process_gone};
+use toolbox_support::{API_KEY, Fixture, wait_process_appears, wait_process_gone};
 
 const EXIT_CONTROL: &str = "X-Daytona-Pty-Exit-Control";
 
@@ -73,18 +73,6 @@ async fn read_until(socket: &mut Socket, seen: &mut Seen, done: impl Fn(&Seen) -
             None => return,
         }
     }
-}
-
-/// Waits (up to 10 s) for a process with `needle` in its command line: a job started with `&`
-/// may not have exec'd yet when the next command's output arrives.
-async fn process_appears(needle: &str) -> bool {
-    for _ in 0..200 {
-        if toolbox_support::process_with_arg_exists(needle) {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
 }
 
 async fn send(socket: &mut Socket, text: &str) {
@@ -247,7 +235,7 @@ async fn rest_create_then_connect_and_delete_kills_everything() {
     read_until(&mut ws, &mut seen, |s| !s.controls.is_empty()).await;
     send(&mut ws, "sleep 4242 & stty size\n").await;
     read_until(&mut ws, &mut seen, |s| s.output.contains("40 120\r\n")).await;
-    assert!(process_appears("sleep 4242").await);
+    assert!(wait_process_appears("sleep 4242").await);
     assert_eq!(fx.snapshot().ptys, vec!["rest1".to_string()]);
 
     let resp = fx.delete("/process/pty/rest1").send().await.unwrap();
@@ -497,7 +485,7 @@ async fn emulator_shutdown_kills_pty_shells() {
     read_until(&mut ws, &mut seen, |s| !s.controls.is_empty()).await;
     send(&mut ws, "sleep 5151 & echo bg-started\n").await;
     read_until(&mut ws, &mut seen, |s| s.output.contains("bg-started\r\n")).await;
-    assert!(process_appears("sleep 5151").await);
+    assert!(wait_process_appears("sleep 5151").await);
     fx.shutdown().await;
     assert!(wait_process_gone("sleep 5151").await);
     let _ = ws.send(Message::Text(Utf8Bytes::from_static("x"))).await;

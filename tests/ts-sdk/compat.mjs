@@ -258,6 +258,76 @@ await check('codeRun typescript: runs, or a clear error without a TypeScript run
   }
 });
 
+// The stateful interpreter (the daemon's process/interpreter): Python whatever the sandbox's
+// language, one worker per context whose state carries over.
+await check('codeInterpreter: runCode streams through onStdout/onStderr, state carries over', async () => {
+  let out = '';
+  let err = '';
+  const first = await sandbox.codeInterpreter.runCode(
+    'import sys\nanswer = 40\nprint("hello")\nprint("careful", file=sys.stderr)',
+    { onStdout: (m) => { out += m.output; }, onStderr: (m) => { err += m.output; } },
+  );
+  assert.equal(first.stdout, 'hello\n');
+  assert.equal(first.stderr, 'careful\n');
+  assert.equal(first.error, undefined);
+  assert.equal(out, 'hello\n');
+  assert.equal(err, 'careful\n');
+  const second = await sandbox.codeInterpreter.runCode('print(answer + 2)');
+  assert.equal(second.stdout, '42\n');
+  const env = await sandbox.codeInterpreter.runCode('import os\nprint(os.environ["GREETING"])', { envs: { GREETING: 'hi' } });
+  assert.equal(env.stdout, 'hi\n');
+});
+
+await check('codeInterpreter: an exception is the result\'s error, with onError', async () => {
+  let reported;
+  const res = await sandbox.codeInterpreter.runCode('print("before")\n1 / 0', { onError: (e) => { reported = e; } });
+  assert.equal(res.stdout, 'before\n');
+  assert.equal(res.error.name, 'ZeroDivisionError');
+  assert.equal(res.error.value, 'division by zero');
+  assert.equal(res.error.traceback, 'Traceback (most recent call last):\n  File "<stdin>", line 2\nZeroDivisionError: division by zero\n');
+  assert.deepEqual(reported, res.error);
+});
+
+await check('codeInterpreter: createContext, listContexts, deleteContext', async () => {
+  const ctx = await sandbox.codeInterpreter.createContext();
+  assert.ok(ctx.id, 'a context id');
+  assert.equal(ctx.language, 'python');
+  assert.equal(ctx.active, true);
+  assert.equal(ctx.cwd, await sandbox.getWorkDir());
+  await sandbox.codeInterpreter.runCode('only_here = 1', { context: ctx });
+  const mine = await sandbox.codeInterpreter.runCode('print("only_here" in globals())', { context: ctx });
+  assert.equal(mine.stdout, 'True\n');
+  const shared = await sandbox.codeInterpreter.runCode('print("only_here" in globals())');
+  assert.equal(shared.stdout, 'False\n', 'the default context is another one');
+  const listed = (await sandbox.codeInterpreter.listContexts()).map((c) => c.id);
+  assert.deepEqual(listed, [ctx.id], 'the default context is not listed');
+  await sandbox.codeInterpreter.deleteContext(ctx);
+  assert.deepEqual(await sandbox.codeInterpreter.listContexts(), []);
+  await assert.rejects(
+    sandbox.codeInterpreter.runCode('print(1)', { context: ctx }),
+    /context not found.*close code 1008/,
+  );
+  await expectError(sandbox.codeInterpreter.deleteContext(ctx), DaytonaNotFoundError);
+});
+
+await check('codeInterpreter: a timeout interrupts the code and the context lives on', async () => {
+  await sandbox.codeInterpreter.runCode('kept = "still here"');
+  const t0 = Date.now();
+  // The worker stops at the interrupt and says so: the SDK resolves on that.
+  const interrupted = await sandbox.codeInterpreter.runCode('import time\nprint("sleeping")\ntime.sleep(30)', { timeout: 1 });
+  assert.equal(interrupted.stdout, 'sleeping\n');
+  assert.equal(interrupted.error, undefined);
+  assert.ok(Date.now() - t0 < 10_000, 'stopped at the timeout');
+  assert.equal((await sandbox.codeInterpreter.runCode('print(kept)')).stdout, 'still here\n');
+  // Code deaf to the interrupt: the worker is killed after the grace, close 4008.
+  const ctx = await sandbox.codeInterpreter.createContext();
+  const deaf = 'import time\nwhile True:\n    try:\n        time.sleep(0.05)\n    except KeyboardInterrupt:\n        pass';
+  await expectError(sandbox.codeInterpreter.runCode(deaf, { context: ctx, timeout: 1 }), DaytonaTimeoutError);
+  const again = await sandbox.codeInterpreter.runCode('print("fresh worker")', { context: ctx });
+  assert.equal(again.stdout, 'fresh worker\n');
+  await sandbox.codeInterpreter.deleteContext(ctx);
+});
+
 await check('git: clone a local repository, status, add, commit', async () => {
   const repo = process.env.COMPAT_GIT_REPO;
   assert.ok(repo, 'COMPAT_GIT_REPO names the bare repository the Rust test made');

@@ -2,6 +2,7 @@
 //! routes drive it; the control plane creates one per sandbox start and shuts it down on stop.
 
 pub(crate) mod command_log;
+pub(crate) mod interpreter;
 pub(crate) mod process_tree;
 pub(crate) mod pty;
 
@@ -24,6 +25,7 @@ use workspace_local::runner::{Leftovers, RunOptions, RunOutcome, run_tracked};
 use crate::error::ApiError;
 use crate::layout::{PreparedCommand, SandboxLayout, shell_single_quote};
 use crate::runtime::command_log::{CommandLog, Labeller, Stream};
+use crate::runtime::interpreter::Interpreters;
 use crate::runtime::pty::PtySession;
 use crate::sync::lock;
 
@@ -92,6 +94,8 @@ pub struct SandboxRuntime {
     layout: Arc<SandboxLayout>,
     inner: Mutex<Inner>,
     executes_in_flight: Arc<AtomicUsize>,
+    // Interpreter contexts (issue 15): their workers die in `shutdown` and `drop` below.
+    interpreters: Interpreters,
 }
 
 #[derive(Debug)]
@@ -153,7 +157,7 @@ impl SandboxRuntime {
     /// An empty runtime for the sandbox with this layout.
     pub fn new(layout: Arc<SandboxLayout>) -> Self {
         SandboxRuntime {
-            layout,
+            layout: layout.clone(),
             inner: Mutex::new(Inner {
                 sessions: BTreeMap::new(),
                 ptys: BTreeMap::new(),
@@ -161,12 +165,18 @@ impl SandboxRuntime {
                 stop: CancellationToken::new(),
             }),
             executes_in_flight: Arc::new(AtomicUsize::new(0)),
+            interpreters: Interpreters::new(layout.clone()),
         }
     }
 
     /// The sandbox layout this runtime runs commands in.
     pub fn layout(&self) -> &Arc<SandboxLayout> {
         &self.layout
+    }
+
+    /// The sandbox's interpreter contexts (issue 15).
+    pub(crate) fn interpreters(&self) -> &Interpreters {
+        &self.interpreters
     }
 
     /// Kill every process of the sandbox (sessions, their leftovers, executes in flight,
@@ -182,6 +192,8 @@ impl SandboxRuntime {
             (sessions, ptys, leftovers, stop)
         };
         stop.cancel();
+        // Interpreter workers (issue 15).
+        self.interpreters.shutdown().await;
         futures::future::join_all(sessions.into_values().map(|s| async move { s.end().await }))
             .await;
         futures::future::join_all(
@@ -483,6 +495,8 @@ impl Drop for SandboxRuntime {
     /// panic) must not leave processes behind. Session processes die with their
     /// `BackgroundProcess` too, but the tasks pumping their output may outlive this value.
     fn drop(&mut self) {
+        // Interpreter workers (issue 15).
+        self.interpreters.kill_now();
         let inner = lock(&self.inner);
         for group in &inner.leftovers {
             group.kill();

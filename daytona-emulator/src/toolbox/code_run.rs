@@ -28,7 +28,7 @@ use tokio::sync::OnceCell;
 use crate::error::ApiError;
 use crate::layout::{find_program, shell_single_quote};
 use crate::state::AppState;
-use crate::toolbox::{SandboxPath, check_env_keys, missing_field, parse_json};
+use crate::toolbox::{SandboxPath, check_env_keys, missing_field, parse_json, sandbox_env};
 
 /// Node.js versions from this one on run TypeScript with `--experimental-strip-types`.
 const NODE_STRIP_TYPES: (u32, u32) = (22, 6);
@@ -184,11 +184,7 @@ pub(crate) async fn code_run(
         line.push_str(" < ");
         line.push_str(&shell_single_quote(&in_sandbox));
     }
-    let mut env = target.env.clone();
-    if !target.user.is_empty() {
-        env.insert("USER".into(), target.user.clone());
-        env.insert("LOGNAME".into(), target.user.clone());
-    }
+    let mut env = sandbox_env(&target);
     env.extend(req.envs.clone().unwrap_or_default());
     let prepared = target
         .layout

@@ -1,8 +1,9 @@
 //! The toolbox: the in-sandbox daemon's API, served under `/toolbox/{sandboxId}`.
 //!
 //! [`router`] has the routes (`/process/execute`, `/process/session*`, `/process/pty*` (a real
-//! pseudo-terminal), `/process/code-run`, `/git/*`, `/files*`, `/port*`, `/work-dir`,
-//! `/user-home-dir`, `/project-dir`, `/version`); every handler first asks
+//! pseudo-terminal), `/process/code-run`, `/process/interpreter/*` (stateful Python contexts),
+//! `/git/*`, `/files*`, `/port*`, `/work-dir`, `/user-home-dir`, `/project-dir`, `/version`);
+//! every handler first asks
 //! [`AppState::toolbox_target`](crate::state::AppState::toolbox_target) for the sandbox, so an
 //! unknown or stopped sandbox is answered before anything runs. [`SandboxRuntime`] holds a
 //! sandbox's sessions and processes. Wire details (status codes, marker-labelled session logs,
@@ -17,6 +18,7 @@ mod files;
 mod git;
 mod git_parse;
 mod go_fs;
+mod interpreter;
 mod lsp;
 mod ports;
 mod process;
@@ -25,17 +27,19 @@ mod sdk_version;
 mod serve_file;
 mod transfer;
 
+use std::collections::BTreeMap;
+
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use daytona_api::toolbox::{UserHomeDirResponse, VersionResponse, WorkDirResponse, codes};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::state::{AppState, ToolboxTarget};
 
 pub use crate::runtime::{RuntimeSnapshot, SandboxRuntime, SessionSnapshot};
 
@@ -95,6 +99,17 @@ pub(crate) fn check_env_keys<'a>(
     }
 }
 
+/// The environment a sandbox's processes start with: its env vars, and its user as `USER` and
+/// `LOGNAME`.
+pub(crate) fn sandbox_env(target: &ToolboxTarget) -> BTreeMap<String, String> {
+    let mut env = target.env.clone();
+    if !target.user.is_empty() {
+        env.insert("USER".into(), target.user.clone());
+        env.insert("LOGNAME".into(), target.user.clone());
+    }
+    env
+}
+
 /// The toolbox routes, to be nested at `/toolbox/{sandboxId}`.
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -128,6 +143,15 @@ pub fn router() -> Router<AppState> {
             post(process::send_input),
         )
         .route("/process/code-run", post(code_run::code_run))
+        .route(
+            "/process/interpreter/context",
+            get(interpreter::list_contexts).post(interpreter::create_context),
+        )
+        .route(
+            "/process/interpreter/context/{id}",
+            delete(interpreter::delete_context),
+        )
+        .route("/process/interpreter/execute", get(interpreter::execute))
         .route(
             "/process/pty",
             get(pty_routes::list).post(pty_routes::create),
@@ -214,6 +238,37 @@ async fn version(
     Ok(Json(VersionResponse {
         version: DAEMON_VERSION.to_string(),
     }))
+}
+
+/// What a toolbox WebSocket has sent, against the fault rule (if any) that cuts it.
+pub(crate) struct SentFrames {
+    frames: usize,
+    bytes: usize,
+    rule: Option<crate::faults::WsDrop>,
+}
+
+impl SentFrames {
+    /// Nothing sent yet, on a socket `rule` may cut.
+    pub(crate) fn new(rule: Option<crate::faults::WsDrop>) -> Self {
+        SentFrames {
+            frames: 0,
+            bytes: 0,
+            rule,
+        }
+    }
+
+    /// Counts a frame of `len` payload bytes; whether the socket must be cut now.
+    pub(crate) fn record(&mut self, len: usize) -> bool {
+        self.frames += 1;
+        self.bytes += len;
+        self.must_drop()
+    }
+
+    /// Whether the socket must be cut now (without a close frame).
+    pub(crate) fn must_drop(&self) -> bool {
+        self.rule
+            .is_some_and(|rule| rule.reached(self.frames, self.bytes))
+    }
 }
 
 /// How long to wait for the client's close reply after our close frame.

@@ -25,7 +25,9 @@ use crate::runtime::{ExecMode, SessionCommand, exec_failed};
 use crate::state::AppState;
 use crate::toolbox::files::bad_request;
 use crate::toolbox::sdk_version::OutputFormat;
-use crate::toolbox::{SandboxPath, check_env_keys, close_socket, missing_field, parse_json};
+use crate::toolbox::{
+    SandboxPath, SentFrames, check_env_keys, close_socket, missing_field, parse_json,
+};
 
 /// Largest WebSocket frame of log bytes, as the daemon reads them.
 const WS_READ_CHUNK: usize = 1024;
@@ -376,20 +378,6 @@ pub(crate) async fn command_logs(
     .into_response())
 }
 
-/// Counts what was sent on a socket, for fault rules that cut it.
-struct Sent {
-    frames: usize,
-    bytes: usize,
-    drop_rule: Option<WsDrop>,
-}
-
-impl Sent {
-    fn must_drop(&self) -> bool {
-        self.drop_rule
-            .is_some_and(|rule| rule.reached(self.frames, self.bytes))
-    }
-}
-
 /// Send the log from the start in frames of at most 1 KiB (not aligned to markers), then, once
 /// the command has ended and everything was sent (or at once without `follow`), close 1000.
 async fn stream_log(
@@ -399,11 +387,7 @@ async fn stream_log(
     follow: bool,
     drop_rule: Option<WsDrop>,
 ) {
-    let mut sent = Sent {
-        frames: 0,
-        bytes: 0,
-        drop_rule,
-    };
+    let mut sent = SentFrames::new(drop_rule);
     if sent.must_drop() {
         // Fault injection: cut the connection without a close frame.
         return;
@@ -442,9 +426,7 @@ async fn stream_log(
                 if socket.send(Message::Binary(payload)).await.is_err() {
                     return;
                 }
-                sent.frames += 1;
-                sent.bytes += len;
-                if sent.must_drop() {
+                if sent.record(len) {
                     return;
                 }
             }

@@ -38,7 +38,7 @@ use crate::faults::WsDrop;
 use crate::layout::{CommandExtras, shell_single_quote};
 use crate::runtime::pty::{PtyExit, PtyOptions, PtySession};
 use crate::state::{AppState, ToolboxTarget};
-use crate::toolbox::{SandboxPath, close_socket, parse_json};
+use crate::toolbox::{SandboxPath, SentFrames, close_socket, parse_json};
 
 /// Default terminal size, as the SDKs' defaults.
 const DEFAULT_COLS: u16 = 80;
@@ -393,26 +393,6 @@ where
     upgrade.on_upgrade(serve)
 }
 
-/// Counts what was sent, for fault rules that cut the socket.
-struct Sent {
-    frames: usize,
-    bytes: usize,
-    rule: Option<WsDrop>,
-}
-
-impl Sent {
-    fn record(&mut self, len: usize) -> bool {
-        self.frames += 1;
-        self.bytes += len;
-        self.must_drop()
-    }
-
-    fn must_drop(&self) -> bool {
-        self.rule
-            .is_some_and(|r| r.reached(self.frames, self.bytes))
-    }
-}
-
 /// One attached client: output out, input in, until the shell exits or the client leaves.
 async fn serve(
     mut socket: WebSocket,
@@ -423,11 +403,7 @@ async fn serve(
     exit_control: bool,
     drop_rule: Option<WsDrop>,
 ) {
-    let mut sent = Sent {
-        frames: 0,
-        bytes: 0,
-        rule: drop_rule,
-    };
+    let mut sent = SentFrames::new(drop_rule);
     if sent.must_drop() {
         return;
     }
@@ -519,7 +495,7 @@ async fn serve(
 async fn send_control(
     socket: &mut WebSocket,
     message: &PtyControlMessage,
-    sent: &mut Sent,
+    sent: &mut SentFrames,
 ) -> bool {
     let text = serde_json::to_string(message).unwrap_or_default();
     let len = text.len();
@@ -527,7 +503,7 @@ async fn send_control(
 }
 
 /// The exit: the `exited` control frame (exit-control clients), then the close frame.
-async fn finish(mut socket: WebSocket, exit_control: bool, exit: PtyExit, sent: &mut Sent) {
+async fn finish(mut socket: WebSocket, exit_control: bool, exit: PtyExit, sent: &mut SentFrames) {
     if exit_control
         && !send_control(
             &mut socket,

@@ -15,7 +15,7 @@ use rand::RngCore;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio_util::io::ReaderStream;
 
-use crate::error::verbatim;
+use crate::error::{go_http_error, verbatim};
 
 /// Buffer between the task that reads the ranges and the response body.
 const PIPE_BUFFER: usize = 64 * 1024;
@@ -221,17 +221,7 @@ pub(crate) async fn serve_file(
             {
                 headers.insert(header::CONTENT_RANGE, v);
             }
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; charset=utf-8"),
-            );
-            headers.insert(
-                header::X_CONTENT_TYPE_OPTIONS,
-                HeaderValue::from_static("nosniff"),
-            );
-            return verbatim(
-                (StatusCode::RANGE_NOT_SATISFIABLE, headers, e.text()).into_response(),
-            );
+            return go_http_error(StatusCode::RANGE_NOT_SATISFIABLE, headers, e.text());
         }
     };
     // Ranges that add up to more than the file are served as the whole file, which is cheaper

@@ -207,6 +207,18 @@ pub fn process_with_arg_exists(needle: &str) -> bool {
     })
 }
 
+/// Wait (up to 10 s) for a process with `needle` in its command line: a job started in the
+/// background may not have exec'd yet when the command that started it has answered.
+pub async fn wait_process_appears(needle: &str) -> bool {
+    for _ in 0..200 {
+        if process_with_arg_exists(needle) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
 /// Wait (up to 10 s) until no process has `needle` in its command line.
 pub async fn wait_process_gone(needle: &str) -> bool {
     for _ in 0..200 {
