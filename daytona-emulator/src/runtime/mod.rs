@@ -94,7 +94,7 @@ pub struct SandboxRuntime {
     layout: Arc<SandboxLayout>,
     inner: Mutex<Inner>,
     executes_in_flight: Arc<AtomicUsize>,
-    // Interpreter contexts (issue 15): their workers die in `shutdown` and `drop` below.
+    /// Interpreter contexts; their workers die in `shutdown` and `drop` below.
     interpreters: Interpreters,
 }
 
@@ -174,13 +174,13 @@ impl SandboxRuntime {
         &self.layout
     }
 
-    /// The sandbox's interpreter contexts (issue 15).
+    /// The sandbox's interpreter contexts.
     pub(crate) fn interpreters(&self) -> &Interpreters {
         &self.interpreters
     }
 
     /// Kill every process of the sandbox (sessions, their leftovers, executes in flight,
-    /// background processes left by executes) and forget all sessions. Used on stop, delete
+    /// background processes left by executes, interpreter workers) and forget all sessions. Used on stop, delete
     /// and emulator shutdown; the runtime accepts new work afterwards (a restarted sandbox).
     pub async fn shutdown(&self) {
         let (sessions, ptys, leftovers, stop) = {
@@ -192,7 +192,6 @@ impl SandboxRuntime {
             (sessions, ptys, leftovers, stop)
         };
         stop.cancel();
-        // Interpreter workers (issue 15).
         self.interpreters.shutdown().await;
         futures::future::join_all(sessions.into_values().map(|s| async move { s.end().await }))
             .await;
@@ -495,7 +494,6 @@ impl Drop for SandboxRuntime {
     /// panic) must not leave processes behind. Session processes die with their
     /// `BackgroundProcess` too, but the tasks pumping their output may outlive this value.
     fn drop(&mut self) {
-        // Interpreter workers (issue 15).
         self.interpreters.kill_now();
         let inner = lock(&self.inner);
         for group in &inner.leftovers {
