@@ -21,7 +21,7 @@ use serde::Deserialize;
 use crate::error::ApiError;
 use crate::faults::WsDrop;
 use crate::runtime::command_log::{MarkerStripper, demux, strip_markers};
-use crate::runtime::{ExecMode, SessionCommand, exec_failed};
+use crate::runtime::session::{ExecMode, SessionCommand, exec_failed};
 use crate::state::AppState;
 use crate::toolbox::files::bad_request;
 use crate::toolbox::sdk_version::OutputFormat;
