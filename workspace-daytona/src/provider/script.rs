@@ -32,7 +32,9 @@
 //!   trailer. The daemon sources every command into that one shell, so a subshell would not
 //!   do: its `$$` is the session shell, and killing that leaves the command without an exit
 //!   code for good (the daemon keeps its log open). A trailing comment or heredoc cannot
-//!   swallow the closing quote, and the line reads back exactly ([`user_line`]).
+//!   swallow the closing quote, and the line reads back exactly ([`user_line`]). A resident
+//!   shell's job is already a shell of its own, so there the line runs in a subshell (a fork,
+//!   no exec: the warm path's cost is mostly process starts).
 //! - **Stdin is `/dev/null`** unless the caller sends input. Input then goes through a relay: a
 //!   background loop reads base64 lines from the session command's stdin, decodes each into a
 //!   FIFO the command reads, and stops at a line holding only `.` — how stdin gets closed, as
@@ -86,8 +88,23 @@ pub(crate) struct Wrap<'a> {
     pub(crate) token: &'a str,
 }
 
+/// Where the caller's line runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LineShell {
+    /// A shell of its own, so its `$$` is not the session's shell (a session command).
+    Own,
+    /// A subshell of the shell running the text, which is already the command's own (a
+    /// resident job's `bash -c`/`sh -c`): one fork, no exec.
+    Subshell,
+}
+
 /// The session command text for `w`.
 pub(crate) fn build(w: &Wrap<'_>) -> String {
+    build_in(w, LineShell::Own)
+}
+
+/// The text for `w`, its line run in `shell`.
+fn build_in(w: &Wrap<'_>, shell: LineShell) -> String {
     let mut setup = String::new();
     for (k, v) in w.env {
         setup.push_str(&format!("export {k}={}\n", shell_quote(v)));
@@ -145,20 +162,32 @@ pub(crate) fn build(w: &Wrap<'_>) -> String {
         ));
     }
     let stdin_from = if relay { "\"$__ws_d/i\"" } else { "/dev/null" };
-    text.push_str(&format!(
-        "cd -- {}{HEADER_END}\n{}\n{FOOTER_START}{stdin_from}",
-        shell_quote(w.cwd),
-        w.line.replace('\'', QUOTE_IN_QUOTES)
-    ));
-    // The command writes to the real stderr (fd 3 here, or the encoder's FIFO) while the
-    // session shell's own stderr is /dev/null around it: bash reports a foreground child
-    // killed by a signal (`Killed`) on its stderr, which would land in the command's.
-    if base64 {
-        text.push_str(" > \"$__ws_d/o\" 2> \"$__ws_d/e\"");
-    } else {
-        text.push_str(" 2>&3");
+    let to_encoders = " > \"$__ws_d/o\" 2> \"$__ws_d/e\"";
+    match shell {
+        LineShell::Own => {
+            text.push_str(&format!(
+                "cd -- {}{HEADER_END}\n{}\n{FOOTER_START}{stdin_from}",
+                shell_quote(w.cwd),
+                w.line.replace('\'', QUOTE_IN_QUOTES)
+            ));
+            // The command writes to the real stderr (fd 3 here, or the encoder's FIFO) while
+            // the session shell's own stderr is /dev/null around it: bash reports a foreground
+            // child killed by a signal (`Killed`) on its stderr, which would land in the
+            // command's.
+            text.push_str(if base64 { to_encoders } else { " 2>&3" });
+            text.push_str(" 3>&-; } 3>&2 2>/dev/null");
+        }
+        LineShell::Subshell => {
+            text.push_str(&format!(
+                "cd -- {} && (\n{}\n) < {stdin_from}",
+                shell_quote(w.cwd),
+                w.line
+            ));
+            if base64 {
+                text.push_str(to_encoders);
+            }
+        }
     }
-    text.push_str(" 3>&-; } 3>&2 2>/dev/null");
     if base64 || relay {
         text.push_str("; __ws_finish $?");
     }
@@ -220,7 +249,7 @@ pub(crate) fn resident_input(w: &Wrap<'_>) -> String {
     let job = format!(
         "if [ -n \"${{1:-}}\" ]; then __ws_g=$$; else __ws_g=-; fi; set --; \
          {start}; {start} >&2\n{}",
-        build(w)
+        build_in(w, LineShell::Subshell)
     );
     let escaped = job.replace('\\', "\\\\").replace('\n', "\\n");
     format!("{RESIDENT_RUN}{} {escaped}\n", w.token)
