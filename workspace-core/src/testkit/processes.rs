@@ -252,25 +252,47 @@ pub async fn process_wait_for_port(sandbox: &dyn WorkspaceSandbox) {
         );
         return;
     }
-    // A port unlikely to be taken by another check running beside this one.
-    let port = 20_000 + u16::try_from(random_u64() % 20_000).unwrap_or(0);
-    let closed = sandbox
-        .wait_for_port(port, Duration::from_millis(500))
-        .await
-        .unwrap_or_else(|e| panic!("wait_for_port: {e} [{e:?}]"));
-    assert!(!closed, "nothing listens on {port} yet");
-    let server = spawn(
-        pm,
-        &format!("exec python3 -m http.server {port} --bind 127.0.0.1"),
-        SpawnOptions::default(),
-    )
-    .await;
-    let open = sandbox
-        .wait_for_port(port, SETTLE)
-        .await
-        .unwrap_or_else(|e| panic!("wait_for_port: {e} [{e:?}]"));
-    let _ = pm.kill(&server.id).await;
-    assert!(open, "the server on {port} should answer");
+    // A port below Linux's ephemeral range (32768 up), so no client connection holds it; a
+    // server that still cannot bind (another check took it) exits, and another port is tried.
+    let mut served = None;
+    for _ in 0..3 {
+        let port = 20_000 + u16::try_from(random_u64() % 12_000).unwrap_or(0);
+        let taken = sandbox
+            .wait_for_port(port, Duration::from_millis(500))
+            .await
+            .unwrap_or_else(|e| panic!("wait_for_port: {e} [{e:?}]"));
+        if taken {
+            continue;
+        }
+        let server = spawn(
+            pm,
+            &format!("exec python3 -m http.server {port} --bind 127.0.0.1"),
+            SpawnOptions::default(),
+        )
+        .await;
+        let deadline = Instant::now() + SETTLE;
+        let (open, exited) = loop {
+            let open = sandbox
+                .wait_for_port(port, Duration::from_secs(1))
+                .await
+                .unwrap_or_else(|e| panic!("wait_for_port: {e} [{e:?}]"));
+            let exited = pm
+                .get(&server.id)
+                .await
+                .is_ok_and(|i| matches!(i.state, ProcessState::Exited(_)));
+            if open || exited || Instant::now() >= deadline {
+                break (open, exited);
+            }
+        };
+        let _ = pm.kill(&server.id).await;
+        if open {
+            served = Some(port);
+            break;
+        }
+        // A server that exited without answering could not bind: taken after the check.
+        assert!(exited, "the server on {port} should answer");
+    }
+    assert!(served.is_some(), "no free port for the server in 3 tries");
     assert!(
         matches!(
             sandbox.wait_for_port(0, Duration::from_secs(1)).await,
