@@ -69,7 +69,7 @@ pub(crate) struct Session {
     turn: Arc<tokio::sync::Mutex<()>>,
     commands: Mutex<Vec<Arc<SessionCommand>>>,
     ended: CancellationToken,
-    /// Set once a command ended the session's shell (see [`SandboxRuntime`]).
+    /// Set once a command ended the session's shell (see the module docs).
     shell_exited: AtomicBool,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -80,11 +80,8 @@ pub(crate) struct SessionCommand {
     id: String,
     command: String,
     exit: watch::Sender<Option<i32>>,
-    /// Whether the command's stdin stays open for `/input` (async commands); a sync command
-    /// reads from [`SessionCommand::fifo`] instead.
-    accepts_input: bool,
-    /// Host path of a sync command's stdin FIFO.
-    fifo: PathBuf,
+    /// Where input sent to it goes.
+    stdin: CommandStdin,
     /// Whether input sent to it is also written to its log as stdout (the daemon's default;
     /// `suppressInputEcho` turns it off).
     echo_input: bool,
@@ -94,6 +91,16 @@ pub(crate) struct SessionCommand {
     /// writes keep their order.
     input: tokio::sync::Mutex<Vec<u8>>,
     log: CommandLog,
+}
+
+/// Where a session command's input goes.
+#[derive(Debug)]
+enum CommandStdin {
+    /// An async command's stdin pipe, open for `/input` (input sent before the command's turn
+    /// is queued for it).
+    Pipe,
+    /// A sync command reads from a FIFO at this host path, whose first writer closes at once.
+    Fifo(PathBuf),
 }
 
 /// How a session command runs.
@@ -206,18 +213,22 @@ impl Session {
             .map_err(|e| ApiError::daemon_internal("writing the command file", e))?;
         let log = CommandLog::create(self.dir.join(format!("{id}.log")))
             .map_err(|e| ApiError::daemon_internal("creating the command log", e))?;
-        let fifo = self.dir.join(format!("{id}.in"));
         let shell_alive = !self.shell_exited();
-        if !mode.run_async && shell_alive {
-            nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU)
-                .map_err(|e| ApiError::daemon_internal("making the command's stdin FIFO", e))?;
-        }
+        let stdin = if mode.run_async {
+            CommandStdin::Pipe
+        } else {
+            let fifo = self.dir.join(format!("{id}.in"));
+            if shell_alive {
+                nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU)
+                    .map_err(|e| ApiError::daemon_internal("making the command's stdin FIFO", e))?;
+            }
+            CommandStdin::Fifo(fifo)
+        };
         let cmd = Arc::new(SessionCommand {
             id,
             command: command.to_string(),
             exit: watch::Sender::new(None),
-            accepts_input: mode.run_async,
-            fifo,
+            stdin,
             echo_input: mode.echo_input,
             process: Mutex::new(None),
             input: tokio::sync::Mutex::new(Vec::new()),
@@ -294,7 +305,7 @@ impl Session {
                 tracing::warn!(session = %self.id, "a session command task did not finish");
             }
         }
-        // Commands refused after the shell died have no task; their followers end here.
+        // Commands of a shell that died never finish on their own; their followers end here.
         for command in &commands {
             command.log.finish();
         }
@@ -364,10 +375,9 @@ impl SessionCommand {
             // The dead shell's exit trap removed the command's pipes; queued ones never made them.
             return Err(no_input_pipe("no such file or directory"));
         }
-        if self.accepts_input {
-            self.write_input(&line).await?;
-        } else {
-            self.write_fifo(line.clone()).await?;
+        match &self.stdin {
+            CommandStdin::Pipe => self.write_input(&line).await?,
+            CommandStdin::Fifo(path) => self.write_fifo(path, line.clone()).await?,
         }
         if self.echo_input {
             let mut echoed = STDOUT_MARKER.to_vec();
@@ -387,14 +397,14 @@ impl SessionCommand {
 
     /// Writes `data` into a sync command's stdin FIFO while the command has it open. The write
     /// blocks while the FIFO is full, as the daemon's does, until the command reads or exits.
-    async fn write_fifo(&self, data: Vec<u8>) -> Result<(), ApiError> {
+    async fn write_fifo(&self, path: &std::path::Path, data: Vec<u8>) -> Result<(), ApiError> {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
         if self.process().is_none() {
             // The daemon's wrapper makes the FIFO when the command's turn comes.
             return Err(no_input_pipe("no such file or directory"));
         }
-        let path = self.fifo.clone();
+        let path = path.to_path_buf();
         let written = tokio::task::spawn_blocking(move || {
             // Non-blocking open: with nobody reading (the command closed its stdin or is gone)
             // it fails at once instead of waiting for a reader that will not come.
@@ -491,7 +501,8 @@ async fn run_session_command(
     cmd_file: PathBuf,
     env: BTreeMap<String, String>,
 ) {
-    let turn = tokio::select! {
+    // Held until this command is done: the next one waits for it.
+    let _turn = tokio::select! {
         turn = session.turn.clone().lock_owned() => turn,
         _ = session.ended.cancelled() => {
             cmd.log.finish();
@@ -503,19 +514,15 @@ async fn run_session_command(
         return;
     }
     if session.shell_exited() {
-        // Written into the shell's stdin before it died, never read: no exit code, ever.
-        drop(turn);
-        session.ended.cancelled().await;
-        cmd.log.finish();
+        // Written into the shell's stdin before it died, never read: no exit code, ever, and
+        // the log stays open until `Session::end` closes it.
         return;
     }
     let code = match start_and_pump(&layout, &session, &cmd, &cmd_file, env).await {
         Ok(Ran::Completed(code)) => code,
         Ok(Ran::EndedShell) => {
+            // No exit code, and the log stays open until `Session::end` closes it.
             session.shell_exited.store(true, Ordering::Release);
-            drop(turn);
-            session.ended.cancelled().await;
-            cmd.log.finish();
             return;
         }
         Err(message) => {
@@ -560,9 +567,9 @@ async fn start_and_pump(
     let state_dir = in_state(&session.dir)?;
     let cmd_path = in_state(cmd_file)?;
     let done_path = in_state(&done_host)?;
-    let fifo_path = match cmd.accepts_input {
-        true => None,
-        false => Some(in_state(&cmd.fifo)?),
+    let fifo_path = match &cmd.stdin {
+        CommandStdin::Pipe => None,
+        CommandStdin::Fifo(fifo) => Some(in_state(fifo)?),
     };
     let bash = layout.shell().ends_with("bash");
     let wrapper = session_wrapper(
@@ -588,7 +595,7 @@ async fn start_and_pump(
     {
         let mut input = cmd.input.lock().await;
         *lock(&cmd.process) = Some(process.clone());
-        if cmd.accepts_input {
+        if let CommandStdin::Pipe = cmd.stdin {
             let queued = std::mem::take(&mut *input);
             if !queued.is_empty()
                 && let Err(e) = process.write_stdin(&queued).await
@@ -596,7 +603,7 @@ async fn start_and_pump(
                 tracing::debug!(error = %e, "queued input was not taken");
             }
         } else {
-            // Sync commands read end-of-file, as `< /dev/null` on the daemon.
+            // A sync command reads its FIFO; the wrapper itself needs no stdin.
             let _ = process.close_stdin().await;
         }
     }
@@ -608,7 +615,11 @@ async fn start_and_pump(
     let code = pump(&process, &cmd.log).await;
     drop(prepared);
     let completed = done_host.exists();
-    for file in [&done_host, &cmd.fifo] {
+    let fifo = match &cmd.stdin {
+        CommandStdin::Fifo(fifo) => Some(fifo),
+        CommandStdin::Pipe => None,
+    };
+    for file in std::iter::once(&done_host).chain(fifo) {
         if let Err(e) = std::fs::remove_file(file)
             && e.kind() != std::io::ErrorKind::NotFound
         {
