@@ -289,16 +289,12 @@ impl Session {
         self.ended.cancel();
         let commands = lock(&self.commands).clone();
         let processes: Vec<_> = commands.iter().filter_map(|c| c.process()).collect();
-        // Found before the group goes: once their parents die, escaped descendants are
-        // reparented and can no longer be told apart.
-        let escaped: Vec<u32> = processes
-            .iter()
-            .filter_map(|p| p.pid())
-            .flat_map(process_tree::descendants)
-            .collect();
-        process_tree::signal_all(&escaped, nix::sys::signal::Signal::SIGTERM);
-        futures::future::join_all(processes.iter().map(|p| p.kill())).await;
-        process_tree::signal_all(&escaped, nix::sys::signal::Signal::SIGKILL);
+        futures::future::join_all(
+            processes
+                .iter()
+                .map(|p| process_tree::kill_with_escapees(p, None)),
+        )
+        .await;
         let tasks = std::mem::take(&mut *lock(&self.tasks));
         for task in tasks {
             if tokio::time::timeout(TASK_SETTLE, task).await.is_err() {
