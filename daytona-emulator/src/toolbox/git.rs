@@ -36,7 +36,7 @@ use crate::error::ApiError;
 use crate::layout::{CommandExtras, Isolation, ResolvedPath, SandboxLayout, shell_single_quote};
 use crate::state::{AppState, ToolboxTarget};
 use crate::toolbox::git_parse::{LOG_FORMAT, classify_failure, parse_history, parse_status};
-use crate::toolbox::{SandboxPath, parse_json};
+use crate::toolbox::{SandboxPath, parse_json, sandbox_env};
 
 /// Longest a git command may run (a clone over a slow network).
 const GIT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -146,11 +146,7 @@ struct Git {
 
 impl Git {
     fn new(target: ToolboxTarget) -> Self {
-        let mut env = target.env.clone();
-        if !target.user.is_empty() {
-            env.insert("USER".into(), target.user.clone());
-            env.insert("LOGNAME".into(), target.user.clone());
-        }
+        let mut env = sandbox_env(&target);
         // English messages, which the error mapping reads; never wait for a prompt.
         env.insert("LC_ALL".into(), "C".into());
         env.insert("GIT_TERMINAL_PROMPT".into(), "0".into());

@@ -26,7 +26,7 @@ use crate::state::AppState;
 use crate::toolbox::files::bad_request;
 use crate::toolbox::sdk_version::OutputFormat;
 use crate::toolbox::{
-    SandboxPath, SentFrames, check_env_keys, close_socket, missing_field, parse_json,
+    SandboxPath, SentFrames, check_env_keys, close_socket, missing_field, parse_json, sandbox_env,
 };
 
 /// Largest WebSocket frame of log bytes, as the daemon reads them.
@@ -84,11 +84,7 @@ pub(crate) async fn execute(
         return Err(bad_request("command cannot be empty or whitespace-only"));
     }
     check_env_keys(req.envs.iter().flatten().map(|(k, _)| k))?;
-    let mut env = target.env.clone();
-    if !target.user.is_empty() {
-        env.insert("USER".into(), target.user.clone());
-        env.insert("LOGNAME".into(), target.user.clone());
-    }
+    let mut env = sandbox_env(&target);
     env.extend(req.envs.unwrap_or_default());
     let cwd = req.cwd.filter(|c| !c.is_empty());
     if let Some(cwd) = &cwd {
@@ -227,12 +223,9 @@ pub(crate) async fn session_exec(
         run_async,
         echo_input: !req.suppress_input_echo.unwrap_or(false),
     };
-    let mut env = target.env.clone();
-    if !target.user.is_empty() {
-        env.insert("USER".into(), target.user.clone());
-        env.insert("LOGNAME".into(), target.user.clone());
-    }
-    let cmd = target.runtime.exec(&session, &req.command, mode, env)?;
+    let cmd = target
+        .runtime
+        .exec(&session, &req.command, mode, sandbox_env(&target))?;
     if run_async {
         return Ok((
             StatusCode::ACCEPTED,

@@ -38,7 +38,7 @@ use crate::faults::WsDrop;
 use crate::layout::{CommandExtras, shell_single_quote};
 use crate::runtime::pty::{PtyExit, PtyOptions, PtySession};
 use crate::state::{AppState, ToolboxTarget};
-use crate::toolbox::{SandboxPath, SentFrames, close_socket, parse_json};
+use crate::toolbox::{SandboxPath, SentFrames, close_socket, parse_json, sandbox_env};
 
 /// Default terminal size, as the SDKs' defaults.
 const DEFAULT_COLS: u16 = 80;
@@ -127,11 +127,7 @@ fn create_session(
     if envs.get("TERM").is_none_or(|t| t.is_empty()) {
         envs.insert("TERM".into(), "xterm-256color".into());
     }
-    let mut env = target.env.clone();
-    if !target.user.is_empty() {
-        env.insert("USER".into(), target.user.clone());
-        env.insert("LOGNAME".into(), target.user.clone());
-    }
+    let mut env = sandbox_env(target);
     env.extend(envs.clone());
     let shell = target.layout.shell().to_string_lossy().into_owned();
     let launch = target.layout.command_spec_with(
